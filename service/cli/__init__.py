@@ -1,0 +1,1 @@
+"""The `footnote` command line: one thin module per command over the services."""

@@ -1,0 +1,51 @@
+"""`footnote search "QUESTION"`: print the best-matching sentences, ranked."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from service.settings import get_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="show the sentences that best match a question")
+    p.add_argument("question")
+    p.add_argument("--top-k", type=int, default=None, help="how many sentences (default FOOTNOTE_TOP_K)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--document", action="append", default=None, dest="documents",
+                   help="search only this document id (repeatable)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from service.index.hybrid import UnknownDocuments
+    from service.index.loader import open_retriever
+    from service.index.store import IndexCorrupt, IndexMissing
+
+    settings = get_settings()
+    top_k = args.top_k or settings.top_k
+    if top_k < 1 or not args.question.strip():
+        print("error: give a non-empty question and --top-k of at least 1", file=sys.stderr)
+        return 2
+    try:
+        hits = open_retriever(settings).retrieve(args.question, top_k, args.documents)
+    except (IndexMissing, IndexCorrupt) as exc:
+        print(f"error: {exc} (run `footnote ingest`)", file=sys.stderr)
+        return 2
+    except UnknownDocuments as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        results = [{**h.sentence.to_dict(), "score": round(h.score, 6)} for h in hits]
+        results = [
+            {k: r[k] for k in ("document", "sentence", "start", "end", "score", "text")} for r in results
+        ]
+        print(json.dumps({"results": results}, ensure_ascii=False, indent=2))
+        return 0
+    for rank, h in enumerate(hits, start=1):
+        s = h.sentence
+        print(f"{rank:>2}. {s.document} #{s.sentence} [{s.start}:{s.end}] score={h.score:.4f}")
+        print(f"    {s.text}")
+    return 0

@@ -1,0 +1,1 @@
+"""Evaluation helpers: gold-set loading/validation and pure metric functions."""

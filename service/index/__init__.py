@@ -1,0 +1,1 @@
+"""The persisted hybrid index: sentence records, dense embeddings and BM25."""

@@ -1,0 +1,200 @@
+"""The on-disk index: one immutable folder per version, switched atomically.
+
+Layout under the data folder:
+    CURRENT              name of the live index folder (replaced atomically)
+    ingest.lock          held while an ingest runs
+    index-<id>/          meta.json, manifest.json, texts.json, sentences.json,
+                         embeddings.npy, bm25/
+A new version is written into `tmp-<id>/`, fsynced, renamed, and only then does CURRENT
+point at it. An ingest killed at any moment leaves the previous version live.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from service.index.embedding import DIMENSION, MODEL_ID
+from service.records import Sentence
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+
+
+class IndexMissing(Exception):
+    """No index has been built yet."""
+
+
+class IndexCorrupt(Exception):
+    """The index on disk is unreadable or was written by an incompatible version."""
+
+
+class IngestBusy(Exception):
+    """Another ingest holds the lock."""
+
+
+@dataclass
+class DocEntry:
+    sha256: str
+    size: int
+    mtime_ns: int
+    first: int  # row of its first sentence in sentences/embeddings
+    count: int
+
+
+@dataclass
+class IndexData:
+    """Everything a search or an answer needs, loaded in memory."""
+
+    folder: Path
+    manifest: dict[str, DocEntry]
+    texts: dict[str, str]
+    sentences: list[Sentence]
+    embeddings: np.ndarray  # (n, DIMENSION) float32, L2-normalised rows
+
+    def sentences_of(self, doc_id: str) -> list[Sentence]:
+        entry = self.manifest[doc_id]
+        return self.sentences[entry.first : entry.first + entry.count]
+
+
+def current_folder(data_dir: Path) -> Path:
+    pointer = data_dir / CURRENT
+    if not pointer.exists():
+        raise IndexMissing(f"no index in {data_dir}: run `footnote ingest` first")
+    name = pointer.read_text(encoding="utf-8").strip()
+    folder = data_dir / name
+    if not name or not folder.is_dir():
+        raise IndexCorrupt(f"{pointer} points at a missing folder {name!r}")
+    return folder
+
+
+def read_manifest(data_dir: Path) -> dict[str, DocEntry]:
+    """The live manifest alone: cheap, used to decide whether anything changed."""
+    folder = current_folder(data_dir)
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        _check_meta(meta, folder)
+        raw = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        return {doc: DocEntry(**entry) for doc, entry in raw.items()}
+    except IndexCorrupt:
+        raise
+    except (OSError, ValueError, TypeError) as exc:
+        raise IndexCorrupt(f"index manifest in {folder} is unreadable: {exc}") from exc
+
+
+def _check_meta(meta: dict, folder: Path) -> None:
+    if meta.get("format_version") != FORMAT_VERSION or meta.get("embed_model") != MODEL_ID:
+        raise IndexCorrupt(
+            f"index in {folder} was built by another version "
+            f"(format {meta.get('format_version')}, model {meta.get('embed_model')}); "
+            f"it will be rebuilt"
+        )
+
+
+def load(data_dir: Path) -> IndexData:
+    folder = current_folder(data_dir)
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        _check_meta(meta, folder)
+        manifest = {
+            doc: DocEntry(**e)
+            for doc, e in json.loads((folder / "manifest.json").read_text("utf-8")).items()
+        }
+        texts = json.loads((folder / "texts.json").read_text(encoding="utf-8"))
+        rows = json.loads((folder / "sentences.json").read_text(encoding="utf-8"))
+        sentences = [
+            Sentence(doc, n, s, e, texts[doc][s:e]) for doc, n, s, e in rows
+        ]
+        embeddings = np.load(folder / "embeddings.npy", allow_pickle=False)
+    except IndexCorrupt:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexCorrupt(f"index in {folder} is unreadable ({exc}); it will be rebuilt") from exc
+    if embeddings.shape != (len(sentences), DIMENSION) or meta.get("sentences") != len(sentences):
+        raise IndexCorrupt(f"index in {folder} is inconsistent (sentence and vector counts differ)")
+    return IndexData(folder, manifest, texts, sentences, embeddings)
+
+
+@contextmanager
+def ingest_lock(data_dir: Path) -> Iterator[None]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / "ingest.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise IngestBusy(f"another `footnote ingest` is running on {data_dir}") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_json(path: Path, obj: object) -> None:
+    path.write_text(json.dumps(obj, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+
+
+def write(
+    data_dir: Path,
+    manifest: dict[str, DocEntry],
+    texts: dict[str, str],
+    sentences: list[Sentence],
+    embeddings: np.ndarray,
+    write_bm25,  # callable(folder: Path) that persists the keyword index
+) -> Path:
+    """Write a complete new version and make it live atomically. Caller holds the lock."""
+    stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    tmp = data_dir / f"tmp-{stamp}"
+    tmp.mkdir(parents=True)
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "embed_model": MODEL_ID,
+        "sentences": len(sentences),
+        "documents": len(manifest),
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    _write_json(tmp / "manifest.json", {d: asdict(e) for d, e in manifest.items()})
+    _write_json(tmp / "texts.json", texts)
+    _write_json(tmp / "sentences.json", [[s.document, s.sentence, s.start, s.end] for s in sentences])
+    np.save(tmp / "embeddings.npy", embeddings.astype(np.float32), allow_pickle=False)
+    write_bm25(tmp / "bm25")
+    _write_json(tmp / "meta.json", meta)  # written last: its presence marks a complete folder
+    for path in tmp.rglob("*"):
+        if path.is_file():
+            _fsync_file(path)
+    final = data_dir / f"index-{stamp}"
+    os.rename(tmp, final)
+    pointer_tmp = data_dir / f"{CURRENT}.tmp"
+    pointer_tmp.write_text(final.name + "\n", encoding="utf-8")
+    _fsync_file(pointer_tmp)
+    os.replace(pointer_tmp, data_dir / CURRENT)
+    _fsync_file(data_dir)
+    return final
+
+
+def remove_stale(data_dir: Path) -> None:
+    """Delete folders no longer live: old versions and leftovers of killed ingests."""
+    try:
+        live = current_folder(data_dir).name
+    except (IndexMissing, IndexCorrupt):
+        live = None
+    for child in data_dir.iterdir():
+        if child.is_dir() and child.name != live and child.name.startswith(("index-", "tmp-")):
+            shutil.rmtree(child, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Ingestion: documents → sentences with exact offsets → persisted index."""

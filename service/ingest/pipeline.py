@@ -1,0 +1,147 @@
+"""Ingest a corpus folder into the persisted index, touching only what changed."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from service.index import store
+from service.index.store import DocEntry, IndexCorrupt, IndexMissing
+from service.ingest.corpus import CorpusError, SourceFile, list_sources, read_document, sha256_bytes
+from service.ingest.segment import segment
+from service.records import Sentence
+
+log = logging.getLogger("footnote.ingest")
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class IngestReport:
+    up_to_date: bool = False
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    skipped: list[str] = field(default_factory=list)  # human-readable reasons
+    documents: int = 0
+    sentences: int = 0
+    embedded: int = 0
+    rebuilt_reason: str | None = None
+    seconds: float = 0.0
+
+
+def _quick_unchanged(sources: list[SourceFile], old: dict[str, DocEntry]) -> bool:
+    """True when every file matches the manifest by size and mtime, or by content hash."""
+    if {s.doc_id for s in sources} != set(old):
+        return False
+    for s in sources:
+        entry = old[s.doc_id]
+        if entry.size == s.size and entry.mtime_ns == s.mtime_ns:
+            continue
+        if entry.size != s.size or sha256_bytes(s.path.read_bytes()) != entry.sha256:
+            return False
+    return True
+
+
+def ingest(docs_dir: Path, data_dir: Path, progress: Progress | None = None,
+           batch_size: int = 64, threads: int = 0) -> IngestReport:
+    """Bring the index in `data_dir` up to date with `docs_dir`. Raises CorpusError."""
+    say = progress or (lambda msg: None)
+    t0 = time.perf_counter()
+    report = IngestReport()
+    sources = list_sources(docs_dir)
+
+    with store.ingest_lock(data_dir):
+        previous: store.IndexData | None = None
+        old_manifest: dict[str, DocEntry] = {}
+        try:
+            old_manifest = store.read_manifest(data_dir)
+            if _quick_unchanged(sources, old_manifest):
+                report.up_to_date = True
+                report.documents = len(old_manifest)
+                report.sentences = sum(e.count for e in old_manifest.values())
+                report.seconds = time.perf_counter() - t0
+                return report
+            previous = store.load(data_dir)
+        except IndexMissing:
+            pass
+        except IndexCorrupt as exc:
+            report.rebuilt_reason = str(exc)
+            say(f"warning: {exc}")
+            old_manifest = {}
+
+        manifest: dict[str, DocEntry] = {}
+        texts: dict[str, str] = {}
+        sentences: list[Sentence] = []
+        vectors: list[np.ndarray] = []
+        to_embed: list[tuple[int, list[Sentence]]] = []  # (index into vectors, sentences)
+
+        for i, src in enumerate(sources, start=1):
+            doc, reason = read_document(src)
+            if doc is None:
+                report.skipped.append(reason)
+                say(f"warning: {reason}")
+                continue
+            old = old_manifest.get(src.doc_id)
+            first = len(sentences)
+            if previous is not None and old is not None and old.sha256 == doc.sha256:
+                doc_sentences = previous.sentences_of(src.doc_id)
+                vectors.append(previous.embeddings[old.first : old.first + old.count])
+                report.unchanged += 1
+            else:
+                doc_sentences = segment(doc.doc_id, doc.text)
+                if not doc_sentences:
+                    report.skipped.append(f"skipped {src.doc_id}: no sentences in it")
+                    continue
+                to_embed.append((len(vectors), doc_sentences))
+                vectors.append(np.empty((0, 0), dtype=np.float32))  # filled below
+                (report.changed if old is not None else report.added).append(src.doc_id)
+            sentences.extend(doc_sentences)
+            texts[doc.doc_id] = doc.text
+            manifest[doc.doc_id] = DocEntry(doc.sha256, src.size, src.mtime_ns, first, len(doc_sentences))
+            if i % 100 == 0 or i == len(sources):
+                say(f"read {i}/{len(sources)} files, {len(sentences)} sentences")
+        report.removed = sorted(set(old_manifest) - set(manifest))
+
+        if not manifest:
+            raise _no_documents(docs_dir, report)
+
+        pending = [s.text for _, group in to_embed for s in group]
+        if pending:
+            from service.index.embedding import get_encoder
+
+            say(f"embedding {len(pending)} sentences")
+            encoded = get_encoder(threads).encode(
+                pending, batch_size=batch_size,
+                on_batch=lambda done, total: say(f"embedded {done}/{total} sentences")
+                if done == total or (done // batch_size) % 20 == 0 else None,
+            )
+            offset = 0
+            for slot, group in to_embed:
+                vectors[slot] = encoded[offset : offset + len(group)]
+                offset += len(group)
+            report.embedded = len(pending)
+
+        embeddings = np.concatenate(vectors) if vectors else np.zeros((0, 384), np.float32)
+        say("building keyword index")
+        from service.index import keyword
+
+        bm25 = keyword.build(sentences)
+        store.write(data_dir, manifest, texts, sentences, embeddings,
+                    lambda folder: bm25.persist(str(folder)))
+        store.remove_stale(data_dir)
+        report.documents = len(manifest)
+        report.sentences = len(sentences)
+        report.seconds = time.perf_counter() - t0
+        return report
+
+
+def _no_documents(docs_dir: Path, report: IngestReport) -> Exception:
+    reasons = "; ".join(report.skipped)
+    return CorpusError(f"no readable documents in {docs_dir} ({reasons})")

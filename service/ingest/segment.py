@@ -1,0 +1,93 @@
+"""Sentence segmentation with exact character offsets.
+
+syntok does the hard part (abbreviations such as "Mr." and "U.S.", decimals, ellipses,
+quotes). Before it runs we cut the text into blocks at paragraph breaks, so a sentence never
+spans two paragraphs, list items or headings. Offsets always index the original string.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from syntok import segmenter
+
+from service.records import Sentence
+
+# A line that starts a new block even without a blank line before it: bullets, numbered
+# items, markdown headings, quotes and table rows.
+_BLOCK_START = re.compile(r"[ \t]*(?:[-*+•]\s|\d{1,3}[.)]\s|#{1,6}\s|>|\|)")
+# A line that ends with sentence-final punctuation (optionally closed by quotes/brackets).
+_ENDS_SENTENCE = re.compile(r"[.!?…:;][\"'”’)\]]*[ \t]*$")
+
+
+def _blocks(text: str) -> Iterator[tuple[int, int]]:
+    """Yield (start, end) spans of paragraphs: text between line breaks that end a thought.
+
+    A newline ends a block when the next line is blank or starts a list item/heading, or the
+    line itself ends with final punctuation or is a heading. A hard-wrapped line in the middle
+    of a sentence stays in its block.
+    """
+    block_start: int | None = None
+    pos = 0
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        body = line.rstrip("\r\n")
+        line_start, line_end = pos, pos + len(body)
+        pos += len(line)
+        if not body.strip():
+            if block_start is not None:
+                yield block_start, prev_end
+                block_start = None
+            continue
+        if block_start is not None and _BLOCK_START.match(body):
+            yield block_start, prev_end
+            block_start = None
+        if block_start is None:
+            block_start = line_start
+        prev_end = line_end
+        next_line = lines[i + 1] if i + 1 < len(lines) else ""
+        heading = body.lstrip().startswith("#")
+        if heading or _ENDS_SENTENCE.search(body) or not next_line.strip():
+            yield block_start, prev_end
+            block_start = None
+    if block_start is not None:
+        yield block_start, prev_end
+
+
+def _sentences_in_block(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    block = text[start:end]
+    for paragraph in segmenter.analyze(block):
+        for sentence in paragraph:
+            if not sentence:
+                continue
+            first, last = sentence[0], sentence[-1]
+            s = start + first.offset
+            e = start + last.offset + len(last.value)
+            # syntok may normalise a token's value; never trust it past the block end.
+            yield s, min(e, end)
+
+
+def segment(document: str, text: str) -> list[Sentence]:
+    """Split `text` into numbered sentences whose offsets slice back to their text."""
+    spans: list[tuple[int, int]] = []
+    for b_start, b_end in _blocks(text):
+        for s, e in _sentences_in_block(text, b_start, b_end):
+            # Strip surrounding whitespace only; never alter the inside.
+            while s < e and text[s].isspace():
+                s += 1
+            while e > s and text[e - 1].isspace():
+                e -= 1
+            if e <= s:
+                continue
+            if spans and s < spans[-1][1]:  # defensive: never overlap the previous sentence
+                s = spans[-1][1]
+                while s < e and text[s].isspace():
+                    s += 1
+                if e <= s:
+                    continue
+            spans.append((s, e))
+    return [
+        Sentence(document=document, sentence=i, start=s, end=e, text=text[s:e])
+        for i, (s, e) in enumerate(spans, start=1)
+    ]

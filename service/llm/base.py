@@ -1,0 +1,51 @@
+"""The one interface every generative backend implements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol, TypedDict
+
+
+class ChatMessage(TypedDict):
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass
+class Generation:
+    """A finished generation: the text and what it cost."""
+
+    text: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class LLMError(Exception):
+    """The backend failed after its retries; the message is safe to show a user."""
+
+
+class LLMTimeout(LLMError):
+    """The backend did not answer in time."""
+
+
+class LLMBusy(LLMError):
+    """The backend's generation slot stayed taken longer than the bounded wait."""
+
+
+class LLMBackend(Protocol):
+    name: str  # "embedded" | "openai"
+    model: str
+
+    def generate(
+        self, messages: list[ChatMessage], *, max_tokens: int, stop: list[str] | None = None
+    ) -> Generation:
+        """Complete a chat and return the whole text (temperature 0)."""
+        ...
+
+    def stream(
+        self, messages: list[ChatMessage], *, max_tokens: int, stop: list[str] | None = None
+    ) -> Iterator[str | Generation]:
+        """Yield text deltas as they arrive, then exactly one final `Generation`."""
+        ...

@@ -1,0 +1,29 @@
+"""Make third-party libraries work with no network, set up once on import of `service`."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+
+def configure_offline_caches() -> None:
+    # bm25s draws tqdm bars on every index load; Footnote reports its own progress.
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    _point_tiktoken_at_bundled_cache()
+
+
+def _point_tiktoken_at_bundled_cache() -> None:
+    """Point tiktoken at the encodings llama-index-core ships, so it never downloads.
+
+    tiktoken fetches cl100k_base/o200k_base from the internet unless TIKTOKEN_CACHE_DIR
+    holds them; llama-index-core bundles both. A value the user set wins.
+    """
+    if os.environ.get("TIKTOKEN_CACHE_DIR"):
+        return
+    spec = importlib.util.find_spec("llama_index.core")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    cache = Path(next(iter(spec.submodule_search_locations))) / "_static" / "tiktoken_cache"
+    if cache.is_dir():
+        os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)

@@ -1,0 +1,80 @@
+"""All configuration in one place: environment variables `FOOTNOTE_*` read into one object."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_REFUSAL = "The documents do not contain the answer to this question."
+
+
+class Settings(BaseSettings):
+    """Every knob of Footnote. Each field is the env var FOOTNOTE_<NAME> (README lists them)."""
+
+    model_config = SettingsConfigDict(env_prefix="FOOTNOTE_", extra="ignore")
+
+    # Corpus and storage
+    docs_dir: Path = Path("seeds")
+    data_dir: Path = Path(".footnote")
+
+    # Retrieval
+    top_k: int = Field(8, ge=1, le=100)
+    embed_batch_size: int = Field(64, ge=1, le=1024)
+    embed_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = all cores")
+
+    # Answering
+    llm: Literal["auto", "embedded", "openai", "extractive"] = "auto"
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_s: float = Field(60.0, gt=0)
+    llm_max_retries: int = Field(3, ge=0, le=10)
+    llm_max_tokens: int = Field(256, ge=16, le=4096)
+    llm_fallback: bool = True
+    context_tokens: int = Field(1200, ge=128)
+    model_path: Path | None = None  # a GGUF file to use instead of the assembled default
+    llm_threads: int = Field(0, ge=0, description="llama.cpp threads; 0 = all cores")
+    llm_context_window: int = Field(4096, ge=512)
+    min_relevance: float = Field(0.25, description="best dense score below which we refuse")
+    refusal_message: str = DEFAULT_REFUSAL
+
+    # OpenAI-compatible backend (standard variable names, as the openai client reads them)
+    openai_api_key: str | None = Field(
+        None, validation_alias=AliasChoices("FOOTNOTE_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("FOOTNOTE_OPENAI_BASE_URL", "OPENAI_BASE_URL")
+    )
+
+    # HTTP service
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    api_keys: str = ""  # comma-separated bearer keys; empty = no auth
+    cors_origins: str = ""  # comma-separated origins; "*" for any
+    max_question_chars: int = Field(2000, ge=1)
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    max_queue: int = Field(8, ge=0)
+    queue_wait_s: float = Field(30.0, gt=0)
+    request_timeout_s: float = Field(120.0, gt=0)
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def resolved_backend(self) -> str:
+        """`auto` means: OpenAI-compatible when a key or base URL is configured, else embedded."""
+        if self.llm != "auto":
+            return self.llm
+        return "openai" if (self.openai_api_key or self.openai_base_url) else "embedded"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
