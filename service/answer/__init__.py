@@ -1,0 +1,1 @@
+"""Answering: retrieve → pack → prompt → generate → cite → verify → the answer object."""

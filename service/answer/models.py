@@ -1,0 +1,48 @@
+"""The answer object shared by the CLI, the HTTP API and the evals. Keep the field names."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Citation(BaseModel):
+    n: int = Field(description="the [n] marker in the answer text")
+    document: str
+    sentence: int = Field(description="1-based sentence number in its document")
+    start: int = Field(description="character offset of the sentence in the document text")
+    end: int
+    text: str = Field(description="exactly document_text[start:end]")
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Timings(BaseModel):
+    retrieve: float = 0.0
+    generate: float = 0.0
+    verify: float = 0.0
+    total: float = 0.0
+
+
+class VerificationStats(BaseModel):
+    """What verification changed; useful to judge a prompt or a model."""
+
+    claims: int = 0  # answer sentences the model produced (refusal phrases excluded)
+    kept: int = 0  # claims that survived, cited
+    removed: int = 0  # claims no retrieved sentence supports
+    reattributed: int = 0  # claims whose citations were replaced by supporting sentences
+    invalid_ids: int = 0  # citation ids the model made up (not in the context)
+
+
+class Answer(BaseModel):
+    answer: str
+    answerable: bool
+    citations: list[Citation] = Field(default_factory=list)
+    model: str = ""
+    backend: str = Field("", description="embedded | openai | extractive")
+    usage: Usage = Field(default_factory=Usage)
+    timings_ms: Timings = Field(default_factory=Timings)
+    verification: VerificationStats = Field(default_factory=VerificationStats)
+    warnings: list[str] = Field(default_factory=list, description="e.g. a fallback to extractive")

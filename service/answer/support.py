@@ -1,0 +1,130 @@
+"""Does a sentence support a claim? Cheap lexical checks that catch what small models invent.
+
+A claim is supported by a set of source sentences when
+  1. every number and every capitalised name in the claim occurs in them (fuzzily, so
+     "Italy" matches "Italian" and "Ukraine" matches "Ukrainian"), and
+  2. most of its content words occur in them or in the question (a restated question is not
+     a new fact; the facts are checked by 1).
+This is what catches "Sofia" for the capital of Bulgaria, "Joe Biden", or an invented year.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]*|\d+(?:[.,]\d+)*")
+NUMBER_WORDS = {
+    "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
+    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "twenty": "20",
+    "thirty": "30", "forty": "40", "fifty": "50", "hundred": "100", "first": "1",
+}
+STOPWORDS = frozenset(
+    """a an the and or but if of to in on at by for with from as into about over after before
+    than then so such that this these those there here it its it's is are was were be been being
+    has have had do does did will would shall should can could may might must not no nor also
+    he she they them his her their we you i me my our your who whom whose which what when where
+    why how all any both each few more most other some only own same very just said says say
+    according while meanwhile however mr mrs ms dr""".split()
+)
+MIN_OVERLAP = 0.6  # share of the claim's content words found in the sources or question
+
+
+def _norm(token: str) -> str:
+    token = token.lower().replace("’", "'")
+    if token.endswith("'s"):
+        token = token[:-2]
+    return token.strip("'-")
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer  # PyStemmer, installed with the BM25 retriever
+
+    return Stemmer.Stemmer("english")
+
+
+def _stem(token: str) -> str:
+    return _stemmer().stemWord(token)
+
+
+def _fuzzy_equal(a: str, b: str) -> bool:
+    """Same word up to inflection or demonym: shared prefix of all but the last 2-3 letters."""
+    if a == b:
+        return True
+    if len(a) < 4 or len(b) < 4:
+        return False
+    need = max(4, min(len(a), len(b)) - 2)
+    return a[:need] == b[:need]
+
+
+@dataclass(frozen=True)
+class Facts:
+    numbers: frozenset[str]
+    names: frozenset[str]
+
+
+def facts(claim: str) -> Facts:
+    """Numbers and capitalised words (not the first word, not stop words) of a claim."""
+    numbers, names = set(), set()
+    tokens = WORD.findall(claim)
+    for i, tok in enumerate(tokens):
+        low = _norm(tok)
+        if tok[0].isdigit():
+            numbers.add(tok.replace(",", ""))
+        elif low in NUMBER_WORDS:
+            numbers.add(NUMBER_WORDS[low])
+        elif tok[0].isupper() and low not in STOPWORDS and (i > 0 or len(tok) > 1):
+            # The first word is usually capitalised for grammar alone, but a name there is
+            # still a name; common words in first position are rarely missing from sources.
+            names.add(low)
+    return Facts(frozenset(numbers), frozenset(names))
+
+
+def _source_vocab(texts: list[str]) -> tuple[set[str], set[str]]:
+    words, numbers = set(), set()
+    for text in texts:
+        for tok in WORD.findall(text):
+            low = _norm(tok)
+            if tok[0].isdigit():
+                numbers.add(tok.replace(",", ""))
+            elif low in NUMBER_WORDS:
+                numbers.add(NUMBER_WORDS[low])
+            words.add(low)
+    return words, numbers
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in (_norm(t) for t in WORD.findall(text)) if w and w not in STOPWORDS and not w[0].isdigit()]
+
+
+@dataclass(frozen=True)
+class Support:
+    supported: bool
+    missing_facts: tuple[str, ...]
+    overlap: float  # share of content words found
+    source_overlap: int  # content words found in the sources themselves
+
+
+def check(claim: str, sources: list[str], question: str = "") -> Support:
+    if not sources:
+        return Support(False, (), 0.0, 0)
+    words, numbers = _source_vocab(sources)
+    f = facts(claim)
+    missing = [n for n in f.numbers if n not in numbers]
+    missing += [n for n in f.names if not any(_fuzzy_equal(n, w) for w in words)]
+
+    source_stems = {_stem(w) for w in words}
+    question_stems = {_stem(w) for w in content_words(question)}
+    claim_words = content_words(claim)
+    if not claim_words:
+        return Support(not missing and bool(f.numbers), tuple(missing), 1.0, 0)
+    in_source = sum(1 for w in claim_words if _stem(w) in source_stems or any(_fuzzy_equal(w, s) for s in words))
+    in_either = sum(
+        1 for w in claim_words
+        if _stem(w) in source_stems or _stem(w) in question_stems or any(_fuzzy_equal(w, s) for s in words)
+    )
+    overlap = in_either / len(claim_words)
+    ok = not missing and overlap >= MIN_OVERLAP and (in_source > 0 or bool(f.numbers))
+    return Support(ok, tuple(sorted(missing)), overlap, in_source)

@@ -1,0 +1,125 @@
+"""Verify claims against the context, attribute or remove them, and number the citations.
+
+Claims arrive one at a time (so a stream can emit each verified sentence as soon as it is
+final). For each claim:
+  - drop cited ids that are not in the context (counted as invalid);
+  - keep the citations if the cited sentences support the claim;
+  - otherwise attribute the claim to the context sentence (or pair) that supports it best;
+  - otherwise remove the claim.
+Citations are numbered 1..k in order of first appearance in the kept text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from service.answer import support
+from service.answer.claims import Claim
+from service.answer.context import Context
+from service.answer.models import Citation, VerificationStats
+from service.records import Sentence
+
+# cosine(claim, sentences) -> float; lets a paraphrase count as support when facts match.
+Similarity = Callable[[str, list[str]], float]
+MIN_SIMILARITY = 0.65
+
+
+@dataclass
+class VerifiedClaim:
+    text: str  # with final [n] markers
+    citations: list[Citation]  # the citations this claim introduced (first appearances)
+
+
+@dataclass
+class Verifier:
+    context: Context
+    question: str
+    similarity: Similarity | None = None
+    stats: VerificationStats = field(default_factory=VerificationStats)
+    citations: list[Citation] = field(default_factory=list)
+    model_refused: bool = False
+    _number_of: dict[str, int] = field(default_factory=dict)
+    _texts: list[str] = field(default_factory=list)
+
+    def _supports(self, claim: str, sentences: list[Sentence]) -> tuple[bool, float]:
+        texts = [s.text for s in sentences]
+        result = support.check(claim, texts, self.question)
+        if result.supported:
+            return True, result.overlap
+        if result.missing_facts or result.source_overlap == 0 or self.similarity is None:
+            return False, result.overlap
+        score = self.similarity(claim, texts)
+        return score >= MIN_SIMILARITY, result.overlap
+
+    def _attribute(self, claim: str) -> list[Sentence] | None:
+        """The context sentence, or failing that pair, that best supports the claim."""
+        scored = []
+        for s in self.context.sentences:
+            check = support.check(claim, [s.text], self.question)
+            scored.append((check.overlap - 0.1 * len(check.missing_facts), s))
+        scored.sort(key=lambda t: -t[0])
+        for _, s in scored[:5]:
+            ok, _ = self._supports(claim, [s])
+            if ok:
+                return [s]
+        top = [s for _, s in scored[:4]]
+        for i in range(len(top)):
+            for j in range(i + 1, len(top)):
+                pair = sorted([top[i], top[j]], key=lambda s: (s.document, s.sentence))
+                if support.check(claim, [p.text for p in pair], self.question).supported:
+                    return pair
+        return None
+
+    def add(self, claim: Claim) -> VerifiedClaim | None:
+        """Verify one claim; the kept claim's text carries final citation numbers."""
+        if claim.refusal or not claim.text:
+            self.model_refused = self.model_refused or claim.refusal
+            return None
+        self.stats.claims += 1
+        valid = []
+        for n in claim.cited:
+            sentence = self.context.by_id(n)
+            if sentence is None:
+                self.stats.invalid_ids += 1
+            elif sentence not in valid:
+                valid.append(sentence)
+        ok = bool(valid) and self._supports(claim.text, valid)[0]
+        if not ok:
+            attributed = self._attribute(claim.text)
+            if attributed is None:
+                self.stats.removed += 1
+                return None
+            valid = attributed
+            self.stats.reattributed += 1
+        self.stats.kept += 1
+        new: list[Citation] = []
+        numbers = []
+        for s in valid:
+            if s.key not in self._number_of:
+                self._number_of[s.key] = len(self._number_of) + 1
+                citation = Citation(n=self._number_of[s.key], document=s.document,
+                                    sentence=s.sentence, start=s.start, end=s.end, text=s.text)
+                self.citations.append(citation)
+                new.append(citation)
+            numbers.append(self._number_of[s.key])
+        text = _with_markers(claim.text, numbers)
+        self._texts.append(text)
+        return VerifiedClaim(text, new)
+
+    @property
+    def answer_text(self) -> str:
+        return " ".join(self._texts)
+
+
+def _with_markers(text: str, numbers: list[int]) -> str:
+    """Put "[1][2]" at the end of the sentence, before its final punctuation."""
+    markers = "".join(f"[{n}]" for n in numbers)
+    body = text.rstrip()
+    tail = ""
+    while body and body[-1] in ".!?\"'”’)":
+        tail = body[-1] + tail
+        body = body[:-1]
+    if not tail:
+        tail = "."
+    return f"{body.rstrip()} {markers}{tail}"
