@@ -73,17 +73,21 @@ def parse_answer(text: str) -> list[Claim]:
     return [c for c in claims if c.text or c.cited]
 
 
+TERMINAL = re.compile(r"[.!?…][\"'”’)\]]*$")
+
+
 def complete_prefix(text: str) -> tuple[list[str], str]:
     """For streaming: (finished sentences, the unfinished rest) of a growing answer.
 
     The last sentence is never final while text may still arrive: more words or a trailing
-    marker may follow it.
+    marker may follow it. A sentence counts as finished only when it ends with final
+    punctuation and real words of the next one have started.
     """
     sentences = split_sentences(text)
     if len(sentences) < 2:
         return [], text
-    done = sentences[:-1]
-    # Find where the last sentence starts, to hand back the exact rest.
     last = sentences[-1]
-    cut = text.rfind(last[: max(1, min(len(last), 20))])
-    return done, text[cut:] if cut >= 0 else last
+    cut = text.rfind(last)
+    if cut < 0 or not MARKER.sub("", last).strip() or not TERMINAL.search(MARKER.sub("", sentences[-2]).rstrip()):
+        return [], text
+    return sentences[:-1], text[cut:]

@@ -131,8 +131,9 @@ class AnswerService:
                   clock: _Clock) -> Iterator[Event]:
         """Stream the model's answer, verifying and emitting each sentence once it is final."""
         messages = prompts.answer_messages(question, context.render())
-        buffer = ""
-        done_count = 0
+        buffer = ""  # everything the model said
+        pending = ""  # what is not yet verified
+        label_checked = False
         generation: Generation | None = None
         started = time.perf_counter()
         stream = llm.stream(messages, max_tokens=self.settings.llm_max_tokens)
@@ -142,20 +143,22 @@ class AnswerService:
                     generation = item
                     continue
                 buffer += item
-                finished, _ = complete_prefix(_strip_label(buffer))
-                for sentence in finished[done_count:]:
+                pending += item
+                if not label_checked:
+                    if len(pending.lstrip()) < len("Answer:"):
+                        continue
+                    pending, label_checked = _strip_label(pending), True
+                finished, pending = complete_prefix(pending)
+                if finished:
                     clock.generate += _ms(started)
-                    yield from self._verify_claims([parse_claim(sentence)], verifier, clock)
+                    yield from self._verify_claims([parse_claim(s) for s in finished], verifier, clock)
                     started = time.perf_counter()
-                done_count = max(done_count, len(finished))
         finally:
             close = getattr(stream, "close", None)
             if close:
                 close()  # a client that went away stops the generation
         clock.generate += _ms(started)
-        finished, rest = complete_prefix(_strip_label(buffer))
-        tail = finished[done_count:] + ([rest] if rest.strip() else [])
-        yield from self._verify_claims([c for s in tail for c in parse_answer(s)], verifier, clock)
+        yield from self._verify_claims(parse_answer(_strip_label(pending)), verifier, clock)
         return generation or Generation(buffer, llm.model)
 
     def _verify_text(self, text: str, verifier: Verifier, clock: _Clock) -> Iterator[Event]:

@@ -1,0 +1,88 @@
+"""Fixtures for the answer pipeline: the seed index and a scripted fake model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service.answer.service import AnswerService
+from service.container import ready_retriever
+from service.llm.base import ChatMessage, Generation
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class ScriptedModel:
+    """A fake LLM that answers from a script: a fixed string or a function of the prompt."""
+
+    name = "scripted"
+    model = "scripted-1"
+
+    def __init__(self, reply="", fail: Exception | None = None, chunk: int = 7) -> None:
+        self.reply = reply
+        self.fail = fail
+        self.chunk = chunk
+        self.calls: list[list[ChatMessage]] = []
+        self.closed = False
+
+    def _text(self, messages: list[ChatMessage]) -> str:
+        self.calls.append(messages)
+        if self.fail:
+            raise self.fail
+        return self.reply(messages) if callable(self.reply) else self.reply
+
+    def generate(self, messages, *, max_tokens, stop=None) -> Generation:
+        return Generation(self._text(messages), self.model, 100, 10)
+
+    def stream(self, messages, *, max_tokens, stop=None) -> Iterator[str | Generation]:
+        text = self._text(messages)
+        try:
+            for i in range(0, len(text), self.chunk):
+                yield text[i : i + self.chunk]
+            yield Generation(text, self.model, 100, len(text) // 4)
+        finally:
+            self.closed = True
+
+
+@pytest.fixture(scope="session")
+def seed_settings(tmp_path_factory) -> Settings:
+    return Settings(docs_dir=ROOT / "seeds", data_dir=tmp_path_factory.mktemp("answer-index"), llm="extractive")
+
+
+@pytest.fixture(scope="session")
+def seed_retriever(seed_settings):
+    return ready_retriever(seed_settings, quiet=True)
+
+
+@pytest.fixture()
+def make_service(seed_retriever, seed_settings):
+    """make_service(model, **setting_overrides) -> (AnswerService, model)."""
+
+    def make(model: ScriptedModel | None = None, **overrides) -> AnswerService:
+        settings = seed_settings.model_copy(update={"llm": "openai", **overrides})
+        fake = model or ScriptedModel()
+        return AnswerService(seed_retriever, settings, lambda name: fake)
+
+    return make
+
+
+def context_id_of(messages: list[ChatMessage], fragment: str) -> int:
+    """The [n] the prompt gave to the context sentence containing `fragment`."""
+    for line in messages[0]["content"].splitlines():
+        if line.startswith("[") and fragment in line and "report.txt" not in line:
+            return int(line[1 : line.index("]")])
+    raise AssertionError(f"no context sentence contains {fragment!r}")
+
+
+@pytest.fixture()
+def scripted():
+    """The ScriptedModel class, to build fakes inside tests."""
+    return ScriptedModel
+
+
+@pytest.fixture()
+def context_id():
+    return context_id_of

@@ -1,0 +1,37 @@
+from service.answer.claims import complete_prefix, parse_answer, parse_claim
+
+
+def test_markers_are_read_in_every_common_form():
+    assert parse_claim("A fact [1].").cited == [1]
+    assert parse_claim("A fact [1, 3].").cited == [1, 3]
+    assert parse_claim("A fact [2][4].").cited == [2, 4]
+    assert parse_claim("A fact [1-3].").cited == [1, 2, 3]
+    assert parse_claim("A fact [3] and more [3].").cited == [3]
+
+
+def test_marker_text_is_removed_without_leaving_a_gap_before_punctuation():
+    assert parse_claim("Macron spoke in Paris [2].").text == "Macron spoke in Paris."
+
+
+def test_markers_after_the_full_stop_stay_with_their_sentence():
+    claims = parse_answer("Macron spoke in Paris. [2] Zelensky agreed [4].")
+    assert [(c.text, c.cited) for c in claims] == [("Macron spoke in Paris.", [2]), ("Zelensky agreed.", [4])]
+
+
+def test_abbreviations_do_not_split_claims():
+    claims = parse_answer("Mr. Macron met the U.S. envoy at 3 p.m. [1].")
+    assert len(claims) == 1 and claims[0].cited == [1]
+
+
+def test_refusals_are_recognised():
+    assert parse_claim("NOT FOUND").refusal
+    assert parse_claim("The documents do not mention the capital.").refusal
+    assert parse_claim("This cannot be answered from the text.").refusal
+    assert not parse_claim("26 countries pledged support [1].").refusal
+
+
+def test_complete_prefix_holds_back_the_sentence_still_being_written():
+    done, rest = complete_prefix("26 countries pledged [1]. Mr. Macron did")
+    assert done == ["26 countries pledged [1]."]
+    assert rest == "Mr. Macron did"
+    assert complete_prefix("Only one sentence so far [1].") == ([], "Only one sentence so far [1].")

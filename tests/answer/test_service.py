@@ -1,0 +1,133 @@
+"""The answer contract, end to end over the seed index with a scripted model."""
+
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from service.llm.base import LLMBusy, LLMError, LLMTimeout
+
+Q = "How many countries pledged to guarantee Ukraine's security?"
+
+
+def check_contract(answer, retrieved_keys, texts, refusal_message):
+    """The guarantees every answer object keeps."""
+    markers = [int(n) for n in re.findall(r"\[(\d+)\]", answer.answer)]
+    if not answer.answerable:
+        assert answer.citations == [] and answer.answer == refusal_message
+        return
+    numbers = [c.n for c in answer.citations]
+    assert numbers == list(range(1, len(numbers) + 1))
+    first_seen = list(dict.fromkeys(markers))
+    assert first_seen == numbers  # every marker has exactly one citation, in order
+    for c in answer.citations:
+        assert c.text == texts[c.document][c.start : c.end]
+        assert f"{c.document}#{c.sentence}" in retrieved_keys
+
+
+def retrieved(service, question):
+    return {h.sentence.key for h in service.retriever.retrieve(question, service.settings.top_k)}
+
+
+def test_a_correctly_cited_answer_is_kept(make_service, scripted, context_id):
+    model = scripted(lambda m: f"26 countries pledged to ensure Ukraine's security [{context_id(m, '26 countries had pledged')}].")
+    service = make_service(model)
+    answer = service.ask(Q)
+    assert answer.answerable and answer.backend == "openai" and answer.model == "scripted-1"
+    assert answer.answer == "26 countries pledged to ensure Ukraine's security [1]."
+    assert answer.citations[0].sentence == 1
+    check_contract(answer, retrieved(service, Q), service.retriever.index.texts, service.settings.refusal_message)
+    assert answer.usage.prompt_tokens == 100
+
+
+def test_an_invented_answer_is_refused(make_service, scripted):
+    service = make_service(scripted("The capital of Bulgaria is Sofia [1]."))
+    answer = service.ask("What is the capital of Bulgaria?")
+    assert not answer.answerable and answer.citations == []
+    assert answer.answer == service.settings.refusal_message
+    assert answer.verification.removed == 1
+
+
+def test_the_model_saying_not_found_is_a_refusal(make_service, scripted):
+    answer = make_service(scripted("NOT FOUND")).ask("How many soldiers will France send?")
+    assert not answer.answerable and answer.citations == []
+
+
+def test_irrelevant_questions_are_refused_without_calling_the_model(make_service, scripted):
+    model = scripted("anything")
+    answer = make_service(model, min_relevance=0.99).ask("What is the boiling point of water?")
+    assert not answer.answerable and model.calls == []
+
+
+def test_backend_failure_falls_back_to_extractive(make_service, scripted):
+    answer = make_service(scripted(fail=LLMTimeout("too slow"))).ask(Q)
+    assert answer.backend == "extractive" and answer.answerable
+    assert answer.warnings and "too slow" in answer.warnings[0]
+    assert "26 countries" in answer.citations[0].text
+
+
+def test_backend_failure_without_fallback_is_an_error(make_service, scripted):
+    with pytest.raises(LLMError):
+        make_service(scripted(fail=LLMError("down")), llm_fallback=False).ask(Q)
+
+
+def test_a_busy_backend_is_not_hidden_by_the_fallback(make_service, scripted):
+    with pytest.raises(LLMBusy):
+        make_service(scripted(fail=LLMBusy("queue full"))).ask(Q)
+
+
+def test_stream_sends_each_citation_once_before_its_marker_and_done_matches(make_service, scripted, context_id):
+    def reply(m):
+        a, b = context_id(m, "26 countries had pledged"), context_id(m, "Many countries will send forces")
+        return (f"Macron said 26 countries pledged to ensure Ukraine's security [{a}]. "
+                f"Many countries will send forces on land, sea and air to Ukraine [{b}]. Macron said so again [{a}].")
+
+    service = make_service(scripted(reply))
+    events = list(service.ask_stream(Q))
+    seen, text = set(), ""
+    for kind, payload in events:
+        if kind == "citation":
+            assert payload.n not in seen
+            seen.add(payload.n)
+        elif kind == "delta":
+            text += payload
+            assert {int(n) for n in re.findall(r"\[(\d+)\]", text)} <= seen
+    done = events[-1][1]
+    assert events[-1][0] == "done" and done.answer == text and len(done.citations) == 2
+    assert done.model_dump(exclude={"timings_ms"}) == service.ask(Q).model_dump(exclude={"timings_ms"})
+
+
+def test_closing_the_stream_early_closes_the_model_stream(make_service, scripted):
+    model = scripted("26 countries had pledged to ensure Ukraine's security [1]. " * 5, chunk=3)
+    stream = make_service(model).ask_stream(Q)
+    next(stream)
+    stream.close()
+    assert model.closed
+
+
+def test_extractive_backend_answers_with_the_best_sentence(make_service):
+    service = make_service()
+    answer = service.ask(Q, backend="extractive")
+    assert answer.backend == "extractive" and answer.citations[0].sentence == 1
+    check_contract(answer, retrieved(service, Q), service.retriever.index.texts, service.settings.refusal_message)
+
+
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    picks=st.lists(st.tuples(st.integers(0, 20), st.lists(st.integers(-2, 14), max_size=3),
+                             st.sampled_from(["", "Sofia", "in 1999", "twenty"])), max_size=4),
+    junk=st.text(max_size=30),
+)
+def test_whatever_the_model_says_the_contract_holds(make_service, scripted, picks, junk):
+    """Random mixes of real sentences, made-up facts, bad ids and junk never break the contract."""
+    def reply(messages):
+        lines = [l for l in messages[0]["content"].splitlines() if l.startswith("[") and "report.txt" not in l]
+        parts = []
+        for idx, ids, extra in picks:
+            base = lines[idx % len(lines)].split(") ", 1)[1].rstrip(".") if lines else "Nothing"
+            parts.append(f"{base} {extra}".strip() + "".join(f"[{i}]" for i in ids) + ".")
+        return " ".join(parts) + " " + junk
+
+    service = make_service(scripted(reply))
+    answer = service.ask(Q)
+    check_contract(answer, retrieved(service, Q), service.retriever.index.texts, service.settings.refusal_message)

@@ -1,0 +1,50 @@
+import pytest
+
+from service.answer.support import check, facts
+
+MELONI = ("Italian Prime Minister Giorgia Meloni affirmed that he will not send troops to Ukraine, but is "
+          "ready to participate in supervising the ceasefire and training Ukrainian troops outside the territory.")
+BULGARIA = ("Bulgarian Prime Minister Rosen Zhelyazkov said the country has no plans to send troops to Ukraine, "
+            "but could participate in activities to search for ice in the Black Sea.")
+PARIS = ("He made the statement at a joint press conference with Ukrainian President Volodymyr Zelensky at the "
+         "Elysee Palace in Paris on September 4, after a summit of leaders of 35 countries in the \"goodwill alliance\".")
+
+
+def test_facts_are_numbers_and_names():
+    f = facts("Leaders of 35 countries met Volodymyr Zelensky in Paris.")
+    assert f.numbers == {"35"}
+    assert {"volodymyr", "zelensky", "paris", "leaders"} >= f.names >= {"volodymyr", "zelensky", "paris"}
+
+
+@pytest.mark.parametrize(
+    "claim, question",
+    [
+        ("The capital of Bulgaria is Sofia.", "What is the capital of Bulgaria?"),  # a name from memory
+        ("Joe Biden attended the conference.", "Who attended?"),
+        ("The press conference was held on September 4, 2024.", "When was it?"),  # an invented year
+        ("Leaders of 36 countries attended.", "How many?"),  # a wrong number
+    ],
+)
+def test_invented_facts_are_not_supported(claim, question):
+    result = check(claim, [BULGARIA, PARIS], question)
+    assert not result.supported
+    assert result.missing_facts
+
+
+def test_inflected_names_match_their_source():
+    assert check("Italy will not send troops to Ukraine.", [MELONI], "Will Italy send troops?").supported
+
+
+def test_a_faithful_paraphrase_is_supported():
+    claim = "Giorgia Meloni will not send troops but will help supervise the ceasefire."
+    assert check(claim, [MELONI], "Who will not send troops?").supported
+
+
+def test_no_sources_supports_nothing():
+    assert not check("Paris.", [], "Where?").supported
+
+
+def test_words_that_only_echo_the_question_do_not_count_as_evidence():
+    # Every content word comes from the question; nothing ties it to the source.
+    result = check("Guarantees were discussed.", [BULGARIA], "Were guarantees discussed?")
+    assert not result.supported

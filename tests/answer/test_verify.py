@@ -1,0 +1,60 @@
+from service.answer.claims import parse_answer
+from service.answer.context import Context
+from service.answer.verify import Verifier
+from service.records import Sentence
+
+S = [
+    Sentence("a.txt", 1, 0, 40, "The bridge opened in May 1932 in Malmo."),
+    Sentence("a.txt", 2, 41, 70, "It cost 3 million kronor."),
+    Sentence("b.txt", 7, 100, 150, "Anna Berg was the mayor of Malmo at the time."),
+]
+CTX = Context(S, [0.9, 0.8, 0.7], [0, 1, 2], 60)
+
+
+def verify(text: str, question: str = "Tell me about the bridge") -> Verifier:
+    v = Verifier(CTX, question)
+    for claim in parse_answer(text):
+        v.add(claim)
+    return v
+
+
+def test_citations_are_renumbered_in_order_of_first_appearance():
+    v = verify("It cost 3 million kronor [2]. The bridge opened in May 1932 [1]. It cost 3 million [2].")
+    assert [c.sentence for c in v.citations] == [2, 1]
+    assert [c.n for c in v.citations] == [1, 2]
+    assert v.answer_text == "It cost 3 million kronor [1]. The bridge opened in May 1932 [2]. It cost 3 million [1]."
+
+
+def test_ids_outside_the_context_are_dropped_and_counted():
+    v = verify("The bridge opened in May 1932 [1][9].")
+    assert v.stats.invalid_ids == 1
+    assert [c.sentence for c in v.citations] == [1]
+
+
+def test_a_claim_citing_the_wrong_sentence_is_attributed_to_the_right_one():
+    v = verify("Anna Berg was the mayor of Malmo [1].")
+    assert v.stats.reattributed == 1
+    assert [(c.document, c.sentence) for c in v.citations] == [("b.txt", 7)]
+
+
+def test_a_claim_citing_nothing_is_attributed():
+    v = verify("The bridge cost 3 million kronor.")
+    assert [c.sentence for c in v.citations] == [2]
+    assert v.answer_text.endswith("[1].")
+
+
+def test_an_unsupported_claim_is_removed_and_the_rest_kept():
+    v = verify("The bridge opened in May 1932 [1]. It was designed by Gustave Eiffel [1].")
+    assert v.stats.removed == 1 and v.stats.kept == 1
+    assert "Eiffel" not in v.answer_text
+
+
+def test_refusal_phrases_are_not_claims():
+    v = verify("NOT FOUND")
+    assert v.model_refused and not v.citations and v.stats.claims == 0
+
+
+def test_citation_text_is_the_source_sentence():
+    v = verify("It cost 3 million kronor [2].")
+    assert v.citations[0].text == S[1].text
+    assert (v.citations[0].start, v.citations[0].end) == (41, 70)
