@@ -1,0 +1,204 @@
+"""The embedded backend: a local GGUF model run in-process by llama-cpp-python.
+
+One `Llama` object per process, shared by all requests, one generation at a time. Reusing the
+same object is also what makes llama.cpp's prefix cache work: a prompt that starts with the
+same tokens as the previous one (the shared system message) skips re-evaluating them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from service.llm.base import ChatMessage, Generation, LLMBusy, LLMError, LLMTimeout
+from service.llm.model_files import MODEL_FILENAME, ensure_model
+from service.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+DEFAULT_MODEL_NAME = MODEL_FILENAME.removesuffix(".gguf")
+
+
+class EmbeddedBackend:
+    """`LLMBackend` over a loaded `llama_cpp.Llama`, greedy decoding, serialised generations."""
+
+    name = "embedded"
+
+    def __init__(
+        self, llm: Llama, *, model: str, queue_wait_s: float, timeout_s: float
+    ) -> None:
+        self.model = model
+        self._llm = llm
+        self._queue_wait_s = queue_wait_s
+        self._timeout_s = timeout_s
+        # A semaphore, not a Lock: a streaming response may be resumed and closed by a
+        # different worker thread than the one that started it.
+        self._slot = threading.Semaphore(1)
+        self._formatter = _chat_formatter(llm)
+
+    def generate(
+        self, messages: list[ChatMessage], *, max_tokens: int, stop: list[str] | None = None
+    ) -> Generation:
+        for item in self.stream(messages, max_tokens=max_tokens, stop=stop):
+            if isinstance(item, Generation):
+                return item
+        raise LLMError("The local model stopped without finishing its answer.")
+
+    def stream(
+        self, messages: list[ChatMessage], *, max_tokens: int, stop: list[str] | None = None
+    ) -> Iterator[str | Generation]:
+        # The slot is taken on the first next() and released in `finally`, which also runs
+        # when the consumer closes the generator early (a disconnected HTTP client).
+        if not self._slot.acquire(timeout=self._queue_wait_s):
+            raise LLMBusy("The local model is busy with other questions; please retry shortly.")
+        try:
+            generation = yield from self._stream_locked(messages, max_tokens=max_tokens, stop=stop)
+        finally:
+            self._slot.release()
+        # Yielded after releasing, so a consumer that stops at the Generation holds nothing.
+        yield generation
+
+    def _stream_locked(
+        self, messages: list[ChatMessage], *, max_tokens: int, stop: list[str] | None
+    ) -> Generator[str, None, Generation]:
+        """Yield the deltas; return the final Generation."""
+        try:
+            prompt_tokens = self._count_prompt_tokens(messages)
+        except Exception as exc:  # e.g. the chat template rejects the message roles
+            raise LLMError(f"The local model could not format the prompt: {exc}") from exc
+        self._check_fits(prompt_tokens)
+        deadline = time.monotonic() + self._timeout_s
+        chunks = self._start(messages, max_tokens=max_tokens, stop=stop)
+        text: list[str] = []
+        finish_reason: str | None = None
+        try:
+            for chunk in chunks:
+                choice = chunk["choices"][0]
+                finish_reason = choice.get("finish_reason") or finish_reason
+                delta = choice.get("delta", {}).get("content")
+                if delta:
+                    text.append(delta)
+                    yield delta
+                if time.monotonic() > deadline:
+                    raise LLMTimeout(
+                        f"The local model did not finish within {self._timeout_s:g} s."
+                    )
+        except LLMError:
+            raise
+        except Exception as exc:
+            raise LLMError(f"The local model failed while generating: {exc}") from exc
+        finally:
+            chunks.close()  # finish llama's generator while we still hold the slot
+        return Generation(
+            text="".join(text),
+            model=self.model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=self._completion_tokens(prompt_tokens, finish_reason),
+        )
+
+    def _completion_tokens(self, prompt_tokens: int, finish_reason: str | None) -> int:
+        # Stream chunks don't map 1:1 to tokens (the tail is flushed as one chunk), so read
+        # the KV position instead: every sampled token was evaluated except the last one,
+        # which is the EOS (not counted) unless generation stopped at max_tokens. This
+        # matches llama-cpp-python's own usage numbers, except when a caller's stop string
+        # ends the answer (one fewer; its usage then retokenizes the text anyway).
+        evaluated = self._llm.n_tokens - prompt_tokens
+        return max(0, evaluated + (1 if finish_reason == "length" else 0))
+
+    def _start(
+        self, messages: list[ChatMessage], *, max_tokens: int, stop: list[str] | None
+    ) -> Iterator[dict[str, Any]]:
+        try:
+            return self._llm.create_chat_completion(  # type: ignore[return-value]
+                messages=list(messages),  # type: ignore[arg-type]
+                max_tokens=max_tokens,
+                stop=stop or [],
+                temperature=0.0,  # greedy decoding
+                repeat_penalty=1.0,  # quoting source sentences verbatim must not be penalised
+                stream=True,
+            )
+        except Exception as exc:
+            raise LLMError(f"The local model could not start generating: {exc}") from exc
+
+    def _count_prompt_tokens(self, messages: list[ChatMessage]) -> int:
+        """Tokens of the prompt exactly as the chat handler renders and tokenizes it."""
+        if self._formatter is None:  # no GGUF template: count the raw contents
+            text = "\n".join(m["content"] for m in messages)
+            return len(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+        prompt = self._formatter(messages=list(messages)).prompt
+        return len(self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+
+    def _check_fits(self, prompt_tokens: int) -> None:
+        n_ctx = self._llm.n_ctx()
+        if prompt_tokens >= n_ctx:
+            raise LLMError(
+                f"The prompt is {prompt_tokens} tokens but the local model's context window is "
+                f"{n_ctx} (FOOTNOTE_LLM_CONTEXT_WINDOW); ask a shorter question or lower "
+                f"FOOTNOTE_CONTEXT_TOKENS."
+            )
+
+
+def _chat_formatter(llm: Llama) -> Any:
+    """The same Jinja formatter llama-cpp-python builds from the GGUF template (for counting)."""
+    from llama_cpp import llama_chat_format
+
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template or llm.chat_format != "chat_template.default":
+        return None
+    model = llm._model  # noqa: SLF001 - llama-cpp-python exposes token text only here
+    eos, bos = llm.token_eos(), llm.token_bos()
+    return llama_chat_format.Jinja2ChatFormatter(
+        template=template,
+        eos_token=model.token_get_text(eos) if eos != -1 else "",
+        bos_token=model.token_get_text(bos) if bos != -1 else "",
+        stop_token_ids=[eos],
+    )
+
+
+# ---- one model per process ---------------------------------------------------------------
+
+_backend: EmbeddedBackend | None = None
+_backend_lock = threading.Lock()
+
+
+def get_embedded_backend() -> EmbeddedBackend:
+    """The process-wide backend, loading the model on first call (seconds; once)."""
+    global _backend
+    with _backend_lock:
+        if _backend is None:
+            _backend = _load(get_settings())
+        return _backend
+
+
+def _load(settings: Settings) -> EmbeddedBackend:
+    path = ensure_model()
+    llm = _open_llama(path, settings)
+    model = DEFAULT_MODEL_NAME if settings.model_path is None else path.stem
+    return EmbeddedBackend(
+        llm, model=model, queue_wait_s=settings.queue_wait_s, timeout_s=settings.llm_timeout_s
+    )
+
+
+def _open_llama(path: Path, settings: Settings) -> Llama:
+    try:
+        from llama_cpp import Llama
+    except ImportError as exc:
+        raise LLMError(
+            "The embedded backend needs llama-cpp-python: pip install 'footnote[embedded]'."
+        ) from exc
+    threads = settings.llm_threads or os.cpu_count() or 1
+    try:
+        return Llama(
+            model_path=str(path),
+            n_ctx=settings.llm_context_window,
+            n_threads=threads,
+            n_threads_batch=threads,
+            verbose=False,
+        )
+    except Exception as exc:  # llama-cpp-python raises ValueError on a bad file
+        raise LLMError(f"Could not load the local model {path}: {exc}") from exc

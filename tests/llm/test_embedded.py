@@ -1,0 +1,56 @@
+"""The real embedded model (slow: loads a 1.1 GB GGUF). Run with `pytest -m embedded`."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from service.llm.base import ChatMessage, Generation
+
+pytestmark = pytest.mark.embedded
+
+
+def _backend():  # noqa: ANN202 - EmbeddedBackend, imported lazily
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed (pip install 'footnote[embedded]')")
+    from service.llm.embedded import get_embedded_backend
+    from service.llm.model_files import ModelFileError, ensure_model
+
+    try:
+        ensure_model()
+    except ModelFileError as exc:
+        pytest.skip(f"embedded model not available: {exc}")
+    return get_embedded_backend()
+
+
+QUESTION: list[ChatMessage] = [
+    {"role": "system", "content": "Answer in one word."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+
+
+def test_generate_stream_and_early_close() -> None:
+    backend = _backend()
+
+    result = backend.generate(QUESTION, max_tokens=16)
+    assert "Paris" in result.text
+    assert result.prompt_tokens > 10
+    assert 1 <= result.completion_tokens <= 16
+    assert result.model == backend.model
+
+    items = list(backend.stream(QUESTION, max_tokens=16))
+    final = items[-1]
+    assert isinstance(final, Generation)
+    assert all(isinstance(i, str) for i in items[:-1])
+    assert "".join(items[:-1]) == final.text
+    assert "Paris" in final.text
+    assert final.prompt_tokens == result.prompt_tokens
+    assert final.completion_tokens >= 1
+
+    # A client that disconnects mid-stream closes the generator; the slot must come back.
+    long_answer: list[ChatMessage] = [{"role": "user", "content": "Count from 1 to 100."}]
+    stream = backend.stream(long_answer, max_tokens=200)
+    assert isinstance(next(stream), str)
+    stream.close()
+    assert "Paris" in backend.generate(QUESTION, max_tokens=16).text
