@@ -33,11 +33,9 @@ class Context:
         return self.sentences[n - 1] if 1 <= n <= len(self.sentences) else None
 
     def render(self) -> str:
-        """One line per sentence: `[n] (document, sentence k) text`."""
-        return "\n".join(
-            f"[{i}] ({s.document}, sentence {s.sentence}) {s.text}"
-            for i, s in enumerate(self.sentences, start=1)
-        )
+        """One line per sentence: `[n] text`. (Document names and numbers in the lines made
+        the small model cite them instead of answering.)"""
+        return "\n".join(f"[{i}] {s.text}" for i, s in enumerate(self.sentences, start=1))
 
 
 def pack(hits: list[Hit], budget_tokens: int) -> Context:
@@ -49,7 +47,7 @@ def pack(hits: list[Hit], budget_tokens: int) -> Context:
     chosen: list[tuple[int, Hit]] = []
     used = 0
     for rank, hit in enumerate(hits):
-        line = f"[{len(chosen) + 1}] ({hit.sentence.document}, sentence {hit.sentence.sentence}) "
+        line = f"[{len(chosen) + 1}] "
         cost = count_tokens(line + hit.sentence.text) + 1
         if used + cost > budget_tokens:
             continue  # a shorter, lower-ranked sentence may still fit

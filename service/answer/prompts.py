@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from string import Template
@@ -19,7 +20,16 @@ def load(name: str, folder: Path = DEFAULT_DIR) -> Template:
     return Template(path.read_text(encoding="utf-8"))
 
 
+@lru_cache(maxsize=8)
+def examples(folder: Path = DEFAULT_DIR) -> tuple[ChatMessage, ...]:
+    """Worked examples, as earlier chat turns (a 1.5B model copies their form)."""
+    turns = json.loads((folder / "answer_examples.json").read_text(encoding="utf-8"))
+    return tuple({"role": t["role"], "content": t["content"]} for t in turns)
+
+
 def answer_messages(question: str, context: str, folder: Path = DEFAULT_DIR) -> list[ChatMessage]:
-    system = load("answer_system.txt", folder).substitute(context=context)
-    user = load("answer_user.txt", folder).substitute(question=question.strip())
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    """System rules and examples first (the same for every question, so llama.cpp reuses
+    their processed prefix), then this question's sentences and the question."""
+    system = load("answer_system.txt", folder).substitute()
+    user = load("answer_user.txt", folder).substitute(context=context, question=question.strip())
+    return [{"role": "system", "content": system}, *examples(folder), {"role": "user", "content": user}]

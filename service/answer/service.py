@@ -54,6 +54,10 @@ class AnswerService:
 
     # -- public -------------------------------------------------------------
 
+    def backend(self, name: str) -> LLMBackend:
+        """The generative backend `name` (the HTTP API uses it to rewrite chat follow-ups)."""
+        return self._backend_factory(name)
+
     def ask(self, question: str, top_k: int | None = None, documents: Iterable[str] | None = None,
             backend: str | None = None) -> Answer:
         for kind, payload in self.ask_stream(question, top_k, documents, backend):

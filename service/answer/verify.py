@@ -73,10 +73,9 @@ class Verifier:
 
     def add(self, claim: Claim) -> VerifiedClaim | None:
         """Verify one claim; the kept claim's text carries final citation numbers."""
-        if claim.refusal or not claim.text:
-            self.model_refused = self.model_refused or claim.refusal
+        if claim.refusal:
+            self.model_refused = True
             return None
-        self.stats.claims += 1
         valid = []
         for n in claim.cited:
             sentence = self.context.by_id(n)
@@ -84,6 +83,12 @@ class Verifier:
                 self.stats.invalid_ids += 1
             elif sentence not in valid:
                 valid.append(sentence)
+        if not claim.text:
+            if not valid:
+                return None
+            # A bare "[2]": the model pointed at its answer; quote the sentence itself.
+            claim = Claim(" ".join(s.text for s in valid), claim.cited)
+        self.stats.claims += 1
         ok = bool(valid) and self._supports(claim.text, valid)[0]
         if not ok:
             attributed = self._attribute(claim.text)

@@ -71,8 +71,8 @@ def make_service(seed_retriever, seed_settings):
 
 def context_id_of(messages: list[ChatMessage], fragment: str) -> int:
     """The [n] the prompt gave to the context sentence containing `fragment`."""
-    for line in messages[0]["content"].splitlines():
-        if line.startswith("[") and fragment in line and "report.txt" not in line:
+    for line in messages[-1]["content"].splitlines():
+        if line.startswith("[") and fragment in line:
             return int(line[1 : line.index("]")])
     raise AssertionError(f"no context sentence contains {fragment!r}")
 

@@ -121,10 +121,10 @@ def test_extractive_backend_answers_with_the_best_sentence(make_service):
 def test_whatever_the_model_says_the_contract_holds(make_service, scripted, picks, junk):
     """Random mixes of real sentences, made-up facts, bad ids and junk never break the contract."""
     def reply(messages):
-        lines = [l for l in messages[0]["content"].splitlines() if l.startswith("[") and "report.txt" not in l]
+        lines = [l for l in messages[-1]["content"].splitlines() if l.startswith("[")]
         parts = []
         for idx, ids, extra in picks:
-            base = lines[idx % len(lines)].split(") ", 1)[1].rstrip(".") if lines else "Nothing"
+            base = lines[idx % len(lines)].split("] ", 1)[1].rstrip(".") if lines else "Nothing"
             parts.append(f"{base} {extra}".strip() + "".join(f"[{i}]" for i in ids) + ".")
         return " ".join(parts) + " " + junk
 

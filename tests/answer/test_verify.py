@@ -58,3 +58,14 @@ def test_citation_text_is_the_source_sentence():
     v = verify("It cost 3 million kronor [2].")
     assert v.citations[0].text == S[1].text
     assert (v.citations[0].start, v.citations[0].end) == (41, 70)
+
+
+def test_a_bare_marker_quotes_the_sentence_it_points_at():
+    v = verify("[2]")
+    assert v.answer_text == "It cost 3 million kronor [1]."
+    assert [c.sentence for c in v.citations] == [2]
+
+
+def test_a_bare_marker_outside_the_context_is_nothing():
+    v = verify("[7]")
+    assert not v.citations and v.stats.invalid_ids == 1
