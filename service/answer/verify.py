@@ -11,6 +11,7 @@ Citations are numbered 1..k in order of first appearance in the kept text.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -118,13 +119,13 @@ class Verifier:
 
 
 def _with_markers(text: str, numbers: list[int]) -> str:
-    """Put "[1][2]" at the end of the sentence, before its final punctuation."""
+    """Put "[1][2]" at the end of the sentence: before a final full stop, after a closing
+    quote or bracket (so a marker never lands inside quoted text)."""
     markers = "".join(f"[{n}]" for n in numbers)
     body = text.rstrip()
-    tail = ""
-    while body and body[-1] in ".!?\"'”’)":
-        tail = body[-1] + tail
-        body = body[:-1]
-    if not tail:
-        tail = "."
-    return f"{body.rstrip()} {markers}{tail}"
+    if re.search(r"[.!?…][\"'”’)\]]+$", body):
+        return f"{body} {markers}"
+    final = re.search(r"[.!?…]+$", body)
+    if final:
+        return f"{body[: final.start()].rstrip()} {markers}{final.group(0)}"
+    return f"{body} {markers}."

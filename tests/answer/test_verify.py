@@ -69,3 +69,11 @@ def test_a_bare_marker_quotes_the_sentence_it_points_at():
 def test_a_bare_marker_outside_the_context_is_nothing():
     v = verify("[7]")
     assert not v.citations and v.stats.invalid_ids == 1
+
+
+def test_markers_never_land_inside_quotes_or_brackets():
+    from service.answer.verify import _with_markers
+
+    assert _with_markers('They met in the "goodwill alliance".', [1]) == 'They met in the "goodwill alliance" [1].'
+    assert _with_markers('He said "Stop."', [2]) == 'He said "Stop." [2]'
+    assert _with_markers("It was in Milan (Italy)", [1, 3]) == "It was in Milan (Italy) [1][3]."
