@@ -84,11 +84,12 @@ def read_manifest(data_dir: Path) -> dict[str, DocEntry]:
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
         _check_meta(meta, folder)
+        _check_sizes(meta, folder)
         raw = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         return {doc: DocEntry(**entry) for doc, entry in raw.items()}
     except IndexCorrupt:
         raise
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
         raise IndexCorrupt(f"index manifest in {folder} is unreadable: {exc}") from exc
 
 
@@ -99,6 +100,15 @@ def _check_meta(meta: dict, folder: Path) -> None:
             f"(format {meta.get('format_version')}, model {meta.get('embed_model')}); "
             f"it will be rebuilt"
         )
+
+
+def _check_sizes(meta: dict, folder: Path) -> None:
+    """Cheap damage check (stat only) for the fast path, which never loads the index."""
+    for name, size in meta.get("files", {}).items():
+        path = folder / name
+        if not path.is_file() or path.stat().st_size != size:
+            raise IndexCorrupt(f"index in {folder} is damaged ({name} is missing or truncated); "
+                               "it will be rebuilt")
 
 
 def load(data_dir: Path) -> IndexData:
@@ -118,7 +128,7 @@ def load(data_dir: Path) -> IndexData:
         embeddings = np.load(folder / "embeddings.npy", allow_pickle=False)
     except IndexCorrupt:
         raise
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IndexCorrupt(f"index in {folder} is unreadable ({exc}); it will be rebuilt") from exc
     if embeddings.shape != (len(sentences), DIMENSION) or meta.get("sentences") != len(sentences):
         raise IndexCorrupt(f"index in {folder} is inconsistent (sentence and vector counts differ)")
@@ -175,6 +185,8 @@ def write(
     _write_json(tmp / "sentences.json", [[s.document, s.sentence, s.start, s.end] for s in sentences])
     np.save(tmp / "embeddings.npy", embeddings.astype(np.float32), allow_pickle=False)
     write_bm25(tmp / "bm25")
+    meta["files"] = {p.relative_to(tmp).as_posix(): p.stat().st_size
+                     for p in sorted(tmp.rglob("*")) if p.is_file()}
     _write_json(tmp / "meta.json", meta)  # written last: its presence marks a complete folder
     for path in tmp.rglob("*"):
         if path.is_file():

@@ -64,6 +64,7 @@ def ingest(docs_dir: Path, data_dir: Path, progress: Progress | None = None,
             old_manifest = store.read_manifest(data_dir)
             if _quick_unchanged(sources, old_manifest):
                 report.up_to_date = True
+                store.remove_stale(data_dir)  # leftovers of an ingest killed earlier
                 report.documents = len(old_manifest)
                 report.sentences = sum(e.count for e in old_manifest.values())
                 report.seconds = time.perf_counter() - t0
@@ -134,7 +135,7 @@ def ingest(docs_dir: Path, data_dir: Path, progress: Progress | None = None,
 
         bm25 = keyword.build(sentences)
         store.write(data_dir, manifest, texts, sentences, embeddings,
-                    lambda folder: bm25.persist(str(folder)))
+                    lambda folder: bm25.persist(str(folder), show_progress=False))
         store.remove_stale(data_dir)
         report.documents = len(manifest)
         report.sentences = len(sentences)

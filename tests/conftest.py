@@ -1,0 +1,78 @@
+"""Shared fixtures for the whole test suite.
+
+Other engineers add fixtures here too: keep each one small and documented, and prefer a
+subfolder's own conftest.py for fixtures only its tests use. A subfolder may override a
+fixture of the same name (tests/answer/ has its own `seed_settings`/`seed_retriever`).
+
+- `seed_settings` / `seed_retriever`: the seed corpus (`seeds/`) ingested once per session
+  into a temporary data folder; the retriever is opened and ready. Treat both as read-only.
+- `make_corpus`: write a temporary corpus folder from {relative path: text or bytes}.
+- `use_settings`: point `get_settings()` (and so the CLI) at given folders for one test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from service.settings import Settings, get_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "seeds"
+SEED_DOC_ID = "000_f586ed492cfdf968.txt"
+
+
+@pytest.fixture(scope="session")
+def seed_settings(tmp_path_factory) -> Settings:
+    """Settings whose data folder holds the ingested seed corpus (built once per session)."""
+    from service.ingest.pipeline import ingest
+
+    settings = Settings(docs_dir=SEEDS, data_dir=tmp_path_factory.mktemp("seed-index"))
+    ingest(settings.docs_dir, settings.data_dir)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def seed_retriever(seed_settings):
+    """An opened HybridRetriever over the seed corpus."""
+    from service.index.loader import open_retriever
+
+    return open_retriever(seed_settings)
+
+
+def write_corpus(folder: Path, files: dict[str, str | bytes]) -> Path:
+    """Create/overwrite files under `folder` (str written as UTF-8, bytes as is)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for rel, content in files.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture()
+def make_corpus(tmp_path) -> Callable[..., Path]:
+    """make_corpus({"a.txt": "...", "sub/b.md": b"..."}, name="docs") -> the folder."""
+
+    def make(files: dict[str, str | bytes], name: str = "docs") -> Path:
+        return write_corpus(tmp_path / name, files)
+
+    return make
+
+
+@pytest.fixture()
+def use_settings(monkeypatch) -> Callable[..., None]:
+    """use_settings(data_dir=..., docs_dir=...): env vars for this test, settings cache cleared."""
+
+    def use(**values) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(f"FOOTNOTE_{name.upper()}", str(value))
+        get_settings.cache_clear()
+
+    yield use
+    get_settings.cache_clear()
