@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(2000, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1024)
     max_queue: int = Field(8, ge=0)
-    queue_wait_s: float = Field(30.0, gt=0)
+    queue_wait_s: float = Field(60.0, gt=0)
     request_timeout_s: float = Field(120.0, gt=0)
 
     @property

@@ -1,0 +1,203 @@
+"""What the routes share: the answer service (loaded once), readiness, and answer runs.
+
+`AnswerService.ask_stream` is a synchronous generator that retrieves, generates and verifies.
+An `AnswerRun` advances it one event at a time in a worker thread, so the event loop stays free
+(`/healthz` answers in milliseconds while a model generates). Closing a run closes the
+generator, which closes the model's stream: a client that goes away stops the generation, at
+the latest when the sentence being generated is finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+from fastapi import FastAPI, Request
+
+from service.answer.models import Answer
+from service.answer.service import AnswerService
+from service.api.errors import ApiError, RequestTimeout
+from service.api.limits import NO_SLOT, GenerationQueue, Slot
+from service.settings import Settings
+
+log = logging.getLogger("footnote.api")
+
+Event = tuple[str, object]
+_END = object()
+
+
+def _next(events: Iterator[Event]) -> object:
+    return next(events, _END)
+
+
+class AnswerRun:
+    """One answer in progress: the event generator, its generation slot and its deadline."""
+
+    def __init__(self, events: Iterator[Event], slot: Slot, deadline: float, timeout_s: float) -> None:
+        self._events = events
+        self._slot = slot
+        self._deadline = deadline
+        self._timeout_s = timeout_s
+        self.closed = False
+
+    async def next_event(self) -> Event | None:
+        """The next event, or None at the end. Raises the pipeline's errors, or RequestTimeout."""
+        if self.closed:
+            return None
+        if time.monotonic() > self._deadline:
+            await self.close()
+            raise RequestTimeout(f"the answer took longer than {self._timeout_s:g} s (FOOTNOTE_REQUEST_TIMEOUT_S)")
+        try:
+            item = await anyio.to_thread.run_sync(_next, self._events)
+        except BaseException:
+            await self.close()
+            raise
+        if item is _END:
+            await self.close()
+            return None
+        return item  # type: ignore[return-value]
+
+    async def result(self, request: Request | None = None) -> Answer:
+        """Drain the run to its answer; stop early if the client disconnects."""
+        try:
+            while (event := await self.next_event()) is not None:
+                kind, payload = event
+                if kind == "done":
+                    return payload  # type: ignore[return-value]
+                if request is not None and await request.is_disconnected():
+                    log.info("client disconnected; generation stopped")
+                    raise ApiError(499, "the client closed the request", code="client_closed")
+        finally:
+            await self.close()
+        raise RuntimeError("the answer stream ended without an answer")  # pragma: no cover
+
+    async def close(self) -> None:
+        """Stop generating and free the slot (idempotent; safe to call from any task)."""
+        if self.closed:
+            return
+        self.closed = True
+        with anyio.CancelScope(shield=True):
+            try:
+                await anyio.to_thread.run_sync(self._events.close)
+            except Exception:  # pragma: no cover - closing must never mask the real outcome
+                log.exception("closing an answer stream failed")
+            finally:
+                self._slot.release()
+
+
+@dataclass
+class BackendState:
+    name: str
+    usable: bool | None = None  # None: not checked yet
+    detail: str = ""
+
+
+class Runtime:
+    def __init__(self, settings: Settings, service: AnswerService | None = None) -> None:
+        self.settings = settings
+        self.service = service
+        self.index_error: str | None = None
+        self.backend = BackendState(settings.resolved_backend)
+        self.queue = GenerationQueue(settings.max_queue, settings.queue_wait_s)
+        self.started = int(time.time())
+        self._check_lock: anyio.Lock | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self.warm_up)
+            yield
+            tasks.cancel_scope.cancel()
+
+    async def warm_up(self) -> None:
+        """Open the index (unless a service was given), then load the default backend."""
+        if self.service is None:
+            from service.container import answer_service
+
+            try:
+                self.service = await anyio.to_thread.run_sync(
+                    lambda: answer_service(self.settings, quiet=True), abandon_on_cancel=True)
+            except Exception as exc:
+                log.exception("could not load the index")
+                self.index_error = f"the index could not be loaded: {exc}"
+                return
+        await self.check_backend()
+
+    async def check_backend(self) -> None:
+        if self._check_lock is None:
+            self._check_lock = anyio.Lock()
+        async with self._check_lock:
+            if self.backend.usable is not None or self.service is None:
+                return
+            name = self.backend.name
+            if name == "extractive":
+                self.backend.usable, self.backend.detail = True, "no model needed"
+                return
+            try:
+                llm = await anyio.to_thread.run_sync(self.service.backend, name, abandon_on_cancel=True)
+                self.backend.usable, self.backend.detail = True, getattr(llm, "model", name)
+            except Exception as exc:
+                log.warning("the %s backend is not usable: %s", name, exc)
+                self.backend.usable, self.backend.detail = False, str(exc)
+
+    def not_ready_reason(self) -> str | None:
+        if self.index_error:
+            return self.index_error
+        if self.service is None:
+            return "the index is still loading"
+        if self.backend.usable is None:
+            return f"the {self.backend.name} backend is still loading"
+        if not self.backend.usable and not self.settings.llm_fallback:
+            return f"the {self.backend.name} backend is not usable: {self.backend.detail}"
+        return None
+
+    def require_service(self) -> AnswerService:
+        if self.service is None:
+            reason = self.index_error or "the index is still loading"
+            raise ApiError(503, f"not ready: {reason}", code="not_ready", headers={"Retry-After": "5"})
+        return self.service
+
+    # -- answering ---------------------------------------------------------------------------
+
+    def check_question(self, question: str, param: str = "question") -> str:
+        question = question.strip()
+        if not question:
+            raise ApiError(422, f"{param}: the question is empty", param=param)
+        if len(question) > self.settings.max_question_chars:
+            raise ApiError(422, f"{param}: the question is {len(question)} characters long; the limit is "
+                                f"{self.settings.max_question_chars} (FOOTNOTE_MAX_QUESTION_CHARS)", param=param)
+        return question
+
+    def check_documents(self, documents: Iterable[str] | None) -> list[str] | None:
+        if documents is None:
+            return None
+        docs = list(dict.fromkeys(documents))
+        known = self.require_service().retriever.index.manifest
+        unknown = [d for d in docs if d not in known]
+        if unknown:
+            raise ApiError(404, f"unknown document id(s): {', '.join(unknown)} (see GET /v1/documents)",
+                           code="unknown_document", param="documents")
+        return docs
+
+    async def admit(self, backend: str | None) -> Slot:
+        """A generation slot when the backend generates (queued, bounded); none for extractive."""
+        self.require_service()
+        name = backend or self.settings.resolved_backend
+        return NO_SLOT if name == "extractive" else await self.queue.acquire()
+
+    def start(self, slot: Slot, question: str, *, top_k: int | None, documents: list[str] | None,
+              backend: str | None, arrived: float) -> AnswerRun:
+        """Begin answering (nothing runs until the first `next_event`); the run owns `slot`."""
+        events = self.require_service().ask_stream(question, top_k, documents, backend)
+        timeout = self.settings.request_timeout_s
+        return AnswerRun(events, slot, arrived + timeout, timeout)
+
+
+def runtime_of(request: Request) -> Runtime:
+    return request.app.state.runtime
