@@ -27,7 +27,7 @@ import numpy as np
 from service.index.embedding import DIMENSION, MODEL_ID
 from service.records import Sentence
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # bump when the layout or the segmentation changes: old indexes are rebuilt
 CURRENT = "CURRENT"
 
 

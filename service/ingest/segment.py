@@ -21,6 +21,25 @@ _BLOCK_START = re.compile(r"[ \t]*(?:[-*+•]\s|\d{1,3}[.)]\s|#{1,6}\s|>|\|)")
 _ENDS_SENTENCE = re.compile(r"[.!?…:;][\"'”’)\]]*[ \t]*$")
 
 
+# A line ending in one of these words continues on the next line; it is not a title.
+_CONTINUES = frozenset(
+    "a an the and or but of in on at to for from with by as into that which who than "
+    "is are was were be been has have had his her its their our my your".split()
+)
+
+
+def _is_title(line: str, next_line: str) -> bool:
+    """A short line with no final punctuation above a much longer one is a title
+    ("Pago Pago" over its article), not the first half of a hard-wrapped sentence."""
+    line, following = line.strip(), next_line.strip()
+    words = line.split()
+    return (
+        bool(following) and following[0].isupper() and not _ENDS_SENTENCE.search(line)
+        and len(line) < 0.5 * len(following) and len(words) <= 12
+        and not line.endswith((",", "-", "–")) and words[-1].lower() not in _CONTINUES
+    )
+
+
 def _blocks(text: str) -> Iterator[tuple[int, int]]:
     """Yield (start, end) spans of paragraphs: text between line breaks that end a thought.
 
@@ -47,7 +66,7 @@ def _blocks(text: str) -> Iterator[tuple[int, int]]:
             block_start = line_start
         prev_end = line_end
         next_line = lines[i + 1] if i + 1 < len(lines) else ""
-        heading = body.lstrip().startswith("#")
+        heading = body.lstrip().startswith("#") or _is_title(body, next_line)
         if heading or _ENDS_SENTENCE.search(body) or not next_line.strip():
             yield block_start, prev_end
             block_start = None

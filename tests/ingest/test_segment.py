@@ -172,3 +172,15 @@ random_text = st.one_of(
 @given(random_text)
 def test_offsets_slice_back_stripped_increasing_numbered(text):
     check_invariants(text)
+
+
+def test_a_title_line_is_its_own_sentence():
+    text = "Pago Pago\nPago Pago is the territorial capital of American Samoa. It is on Tutuila.\n"
+    assert [s.text for s in segment("d", text)] == [
+        "Pago Pago", "Pago Pago is the territorial capital of American Samoa.", "It is on Tutuila."]
+
+
+def test_a_wrapped_line_ending_in_a_preposition_is_not_a_title():
+    text = "The meeting was held in\nParis on Monday and many people came to see it there.\n"
+    assert [s.text for s in segment("d", text)] == [
+        "The meeting was held in\nParis on Monday and many people came to see it there."]
