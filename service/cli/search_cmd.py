@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from service.index.store import IndexCorrupt, IndexMissing
 
     settings = get_settings()
-    top_k = args.top_k or settings.top_k
+    top_k = settings.top_k if args.top_k is None else args.top_k
     if top_k < 1 or not args.question.strip():
         print("error: give a non-empty question and --top-k of at least 1", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ same tokens as the previous one (the shared system message) skips re-evaluating 
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -193,7 +194,7 @@ def _open_llama(path: Path, settings: Settings) -> Llama:
         ) from exc
     threads = settings.llm_threads or os.cpu_count() or 1
     try:
-        return Llama(
+        llm = Llama(
             model_path=str(path),
             n_ctx=settings.llm_context_window,
             n_threads=threads,
@@ -202,3 +203,7 @@ def _open_llama(path: Path, settings: Settings) -> Llama:
         )
     except Exception as exc:  # llama-cpp-python raises ValueError on a bad file
         raise LLMError(f"Could not load the local model {path}: {exc}") from exc
+    # Free the model before interpreter teardown; llama-cpp-python's own finaliser runs too
+    # late and prints a TypeError traceback at exit.
+    atexit.register(llm.close)
+    return llm
