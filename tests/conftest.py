@@ -76,3 +76,24 @@ def use_settings(monkeypatch) -> Callable[..., None]:
 
     yield use
     get_settings.cache_clear()
+
+
+# ---- recorded LLM traffic (pytest-recording); see tests/cassettes/README.md ----------------
+
+CASSETTES = ROOT / "tests" / "cassettes"
+
+
+@pytest.fixture(scope="module")
+def vcr_cassette_dir(request) -> str:
+    """One cassette folder per test module, all under tests/cassettes/."""
+    return str(CASSETTES / request.module.__name__.split(".")[-1])
+
+
+@pytest.fixture(scope="module")
+def vcr_config() -> dict:
+    # Match on the body too: a changed prompt must miss the cassette (and be re-recorded),
+    # never silently replay an answer to a different question.
+    return {
+        "match_on": ["method", "scheme", "host", "port", "path", "query", "body"],
+        "filter_headers": ["authorization", "cookie", "set-cookie"],
+    }

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from service.answer.service import AnswerService
-from service.container import ready_retriever
 from service.llm.base import ChatMessage, Generation
-from service.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class ScriptedModel:
@@ -45,16 +41,6 @@ class ScriptedModel:
             yield Generation(text, self.model, 100, len(text) // 4)
         finally:
             self.closed = True
-
-
-@pytest.fixture(scope="session")
-def seed_settings(tmp_path_factory) -> Settings:
-    return Settings(docs_dir=ROOT / "seeds", data_dir=tmp_path_factory.mktemp("answer-index"), llm="extractive")
-
-
-@pytest.fixture(scope="session")
-def seed_retriever(seed_settings):
-    return ready_retriever(seed_settings, quiet=True)
 
 
 @pytest.fixture()
