@@ -48,7 +48,11 @@ def parse_claim(raw: str) -> Claim:
                 cited.append(n)
     text = MARKER.sub("", raw).strip()
     text = re.sub(r"\s+([.,;:!?])", r"\1", text)  # "war [1]." left "war ." behind
-    return Claim(text=text, cited=cited, refusal=bool(REFUSAL.search(text)))
+    # A question is not a claim: small models sometimes echo or invent one.
+    refusal = bool(REFUSAL.search(text))
+    if text.endswith("?"):
+        return Claim(text="", cited=[], refusal=refusal)
+    return Claim(text=text, cited=cited, refusal=refusal)
 
 
 def split_sentences(text: str) -> list[str]:

@@ -33,6 +33,7 @@ class VerificationStats(BaseModel):
     kept: int = 0  # claims that survived, cited
     removed: int = 0  # claims no retrieved sentence supports
     reattributed: int = 0  # claims whose citations were replaced by supporting sentences
+    repaired: int = 0  # claims kept after removing a year no cited sentence mentions
     invalid_ids: int = 0  # citation ids the model made up (not in the context)
 
 

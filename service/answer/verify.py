@@ -91,6 +91,11 @@ class Verifier:
             claim = Claim(" ".join(s.text for s in valid), claim.cited)
         self.stats.claims += 1
         ok = bool(valid) and self._supports(claim.text, valid)[0]
+        if not ok and valid:
+            repaired = _drop_invented_years(claim.text, valid)
+            if repaired != claim.text and self._supports(repaired, valid)[0]:
+                claim, ok = Claim(repaired, claim.cited), True
+                self.stats.repaired += 1
         if not ok:
             attributed = self._attribute(claim.text)
             if attributed is None:
@@ -116,6 +121,16 @@ class Verifier:
     @property
     def answer_text(self) -> str:
         return " ".join(self._texts)
+
+
+_YEAR = re.compile(r",?\s*(?:in\s+)?\b(1[5-9]\d\d|20\d\d)\b")
+
+
+def _drop_invented_years(text: str, sources: list[Sentence]) -> str:
+    """Remove years the sources never mention ("September 4, 2021" when they say
+    "September 4"): small models append them from habit. Nothing is ever added."""
+    said = " ".join(s.text for s in sources)
+    return _YEAR.sub(lambda m: m.group(0) if m.group(1) in said else "", text).strip()
 
 
 def _with_markers(text: str, numbers: list[int]) -> str:

@@ -77,3 +77,15 @@ def test_markers_never_land_inside_quotes_or_brackets():
     assert _with_markers('They met in the "goodwill alliance".', [1]) == 'They met in the "goodwill alliance" [1].'
     assert _with_markers('He said "Stop."', [2]) == 'He said "Stop." [2]'
     assert _with_markers("It was in Milan (Italy)", [1, 3]) == "It was in Milan (Italy) [1][3]."
+
+
+def test_an_invented_year_is_removed_and_the_rest_kept():
+    v = Verifier(CTX, "When did the bridge open?")
+    v.add(parse_answer("The bridge opened in May 1932, 1999 [1].")[0])
+    assert v.answer_text == "The bridge opened in May 1932 [1]."
+    assert v.stats.repaired == 1
+
+
+def test_a_question_is_not_a_claim():
+    v = verify("Why did the bridge open [1]? It cost 3 million kronor [2].")
+    assert v.stats.claims == 1 and v.answer_text == "It cost 3 million kronor [1]."
