@@ -80,13 +80,13 @@ class AnswerService:
         verifier = Verifier(context, question, self._similarity)
         usage = Usage()
         warnings: list[str] = []
-        model = extractive.MODEL
+        model = "none"  # no model is called when nothing retrieved is relevant
         relevant = bool(context.relevance) and max(context.relevance) >= self.settings.min_relevance
 
         if not relevant:
             used = name  # refused on evidence: nothing retrieved is about the question
         elif name == "extractive":
-            used = "extractive"
+            used, model = "extractive", extractive.MODEL
             yield from self._verify_text(extractive.answer_text(context, self.settings.min_relevance),
                                          verifier, clock)
         else:

@@ -19,7 +19,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from service.answer.service import AnswerService
-from service.api import routes_ask, routes_chat, routes_documents, routes_health
+from service.api import routes_ask, routes_chat, routes_documents, routes_health, routes_page
 from service.api.auth import BearerAuthMiddleware
 from service.api.errors import CatchAllMiddleware, install_error_handlers
 from service.api.limits import BodyLimitMiddleware
@@ -34,9 +34,10 @@ source sentence (document, sentence number, character offsets, quoted text).
 * `POST /v1/chat/completions`, `GET /v1/models` — OpenAI-compatible: point any OpenAI client
   or chat frontend at `<this server>/v1`. Citations arrive in an extra `citations` field.
 * `GET /v1/documents[/{id}]` — the documents and their sentences, to show a cited sentence.
+* `GET /` — a web page for asking, with the cited sentences shown in their documents.
 
 Errors are `{"error": {"message", "type", "code", "param"}}`. With `FOOTNOTE_API_KEYS` set,
-every route but `/healthz` needs `Authorization: Bearer <key>`."""
+every route but `/healthz` and the page (`/`, `/static/*`) needs `Authorization: Bearer <key>`."""
 
 
 def create_app(settings: Settings | None = None, answer_service: AnswerService | None = None) -> FastAPI:
@@ -61,7 +62,7 @@ def create_app(settings: Settings | None = None, answer_service: AnswerService |
                   lifespan=runtime.lifespan, middleware=middleware)
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (routes_ask, routes_chat, routes_documents, routes_health):
+    for module in (routes_ask, routes_chat, routes_documents, routes_health, routes_page):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app

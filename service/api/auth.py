@@ -1,4 +1,5 @@
-"""Bearer-key authentication: with FOOTNOTE_API_KEYS set, every route but /healthz needs
+"""Bearer-key authentication: with FOOTNOTE_API_KEYS set, every route but /healthz and the web
+page (`/` and its `/static/` files, which ask for the key themselves) needs
 `Authorization: Bearer <key>`.
 
 Enforced by a middleware, so it covers every path (the docs, the schema, unknown routes) and
@@ -17,7 +18,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.errors import error_body
 
-EXEMPT = frozenset({"/healthz"})
+EXEMPT = frozenset({"/healthz", "/"})
+EXEMPT_PREFIXES = ("/static/",)  # the page's script and style (routes_page.py)
 
 # Declares the scheme in the OpenAPI schema (the "Authorize" button on /docs); the middleware
 # below is what enforces it.
@@ -49,7 +51,8 @@ class BearerAuthMiddleware:
         self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or scope["path"] in self.exempt:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not self.keys or path in self.exempt or path.startswith(EXEMPT_PREFIXES):
             await self.app(scope, receive, send)
             return
         token = bearer_token(scope)
