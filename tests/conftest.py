@@ -97,3 +97,23 @@ def vcr_config() -> dict:
         "match_on": ["method", "scheme", "host", "port", "path", "query", "body"],
         "filter_headers": ["authorization", "cookie", "set-cookie"],
     }
+
+
+# ---- the real embedded model ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def embedded_backend():
+    """The process-wide embedded backend; skips where llama-cpp-python or the model is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed (pip install 'footnote[embedded]')")
+    from service.llm.embedded import get_embedded_backend
+    from service.llm.model_files import ModelFileError, ensure_model
+
+    try:
+        ensure_model()
+    except ModelFileError as exc:
+        pytest.skip(f"embedded model not available: {exc}")
+    return get_embedded_backend()

@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-import numpy as np
-
 from service.answer import extractive, prompts
 from service.answer.claims import complete_prefix, parse_answer, parse_claim
 from service.answer.context import Context, pack
@@ -180,8 +178,7 @@ class AnswerService:
             yield "delta", (" " if verifier.stats.kept > 1 else "") + kept.text
 
     def _similarity(self, claim: str, sources: list[str]) -> float:
-        vectors = self.retriever._encoder.encode([claim, " ".join(sources)])
-        return float(np.dot(vectors[0], vectors[1]))
+        return self.retriever.similarity(claim, " ".join(sources))
 
 
 def _strip_label(text: str) -> str:

@@ -6,27 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from service.cli import ingest_cmd, search_cmd
+from service.cli import ask_cmd, eval_cmd, ingest_cmd, search_cmd, serve_cmd
 
-COMMANDS = [ingest_cmd, search_cmd]
-
-
-def _optional(name: str):
-    """Commands added by later modules register here without touching this file's logic."""
-    import importlib
-
-    try:
-        return importlib.import_module(f"service.cli.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"service.cli.{name}":
-            return None
-        raise
-
-
-for _name in ("ask_cmd", "serve_cmd", "eval_cmd"):
-    _module = _optional(_name)
-    if _module is not None:
-        COMMANDS.append(_module)
+# Each command module registers its own subparser and does its work through the services.
+COMMANDS = [ingest_cmd, search_cmd, ask_cmd, serve_cmd, eval_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

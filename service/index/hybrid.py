@@ -60,6 +60,11 @@ class HybridRetriever:
     def embed_query(self, question: str) -> np.ndarray:
         return self._encoder.encode([question])[0]
 
+    def similarity(self, text: str, other: str) -> float:
+        """Cosine similarity of two texts in the retrieval embedding space."""
+        vectors = self._encoder.encode([text, other])
+        return float(np.dot(vectors[0], vectors[1]))
+
     def retrieve(
         self, question: str, top_k: int = 8, documents: Iterable[str] | None = None
     ) -> list[Hit]:

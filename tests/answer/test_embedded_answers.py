@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from service.answer.service import AnswerService
-from service.llm.registry import get_backend
 
 pytestmark = pytest.mark.embedded
 
 
 @pytest.fixture(scope="module")
-def embedded_service(seed_retriever, seed_settings) -> AnswerService:
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llama-cpp-python is not installed (pip install 'footnote[embedded]')")
-    from service.llm.model_files import ModelFileError, ensure_model
-
-    try:
-        ensure_model()
-    except ModelFileError as exc:
-        pytest.skip(f"embedded model not available: {exc}")
+def embedded_service(seed_retriever, seed_settings, embedded_backend) -> AnswerService:
     settings = seed_settings.model_copy(update={"llm": "embedded", "llm_fallback": False})
-    return AnswerService(seed_retriever, settings, lambda name: get_backend(name, settings))
+    return AnswerService(seed_retriever, settings, lambda name: embedded_backend)
 
 
 def test_answers_a_seed_question_with_the_right_citation(embedded_service):

@@ -1,8 +1,6 @@
-"""The real embedded model (slow: loads a 1.1 GB GGUF). Run with `pytest -m embedded`."""
+"""The real embedded model (loads a 1.1 GB GGUF; part of the default suite, `-m "not embedded"` skips it)."""
 
 from __future__ import annotations
-
-import importlib.util
 
 import pytest
 
@@ -11,27 +9,14 @@ from service.llm.base import ChatMessage, Generation
 pytestmark = pytest.mark.embedded
 
 
-def _backend():  # noqa: ANN202 - EmbeddedBackend, imported lazily
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llama-cpp-python is not installed (pip install 'footnote[embedded]')")
-    from service.llm.embedded import get_embedded_backend
-    from service.llm.model_files import ModelFileError, ensure_model
-
-    try:
-        ensure_model()
-    except ModelFileError as exc:
-        pytest.skip(f"embedded model not available: {exc}")
-    return get_embedded_backend()
-
-
 QUESTION: list[ChatMessage] = [
     {"role": "system", "content": "Answer in one word."},
     {"role": "user", "content": "What is the capital of France?"},
 ]
 
 
-def test_generate_stream_and_early_close() -> None:
-    backend = _backend()
+def test_generate_stream_and_early_close(embedded_backend) -> None:
+    backend = embedded_backend
 
     result = backend.generate(QUESTION, max_tokens=16)
     assert "Paris" in result.text
