@@ -82,7 +82,7 @@ def first_steps(settings: Settings, port: int, question: str = GENERIC_QUESTION)
     auth = ' -H "Authorization: Bearer $FOOTNOTE_KEY"' if needs_key else ""
     body = shlex.quote(json.dumps({"question": question}))
     lines = [
-        f"Footnote is listening on {base} (API docs: {base}/docs). Ask a first question:",
+        f"Footnote is listening on {base}: open {base}/ in a browser to ask (API docs: {base}/docs), or ask from a terminal:",
         f"  curl -s {base}/v1/ask -H 'Content-Type: application/json'{auth} -d {body}",
         f"OpenAI-compatible clients: base_url={base}/v1, model=footnote",
     ]
