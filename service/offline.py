@@ -21,7 +21,10 @@ def _point_tiktoken_at_bundled_cache() -> None:
     """
     if os.environ.get("TIKTOKEN_CACHE_DIR"):
         return
-    spec = importlib.util.find_spec("llama_index.core")
+    try:
+        spec = importlib.util.find_spec("llama_index.core")
+    except ModuleNotFoundError:  # llama_index itself is missing; nothing to point at
+        return
     if spec is None or not spec.submodule_search_locations:
         return
     cache = Path(next(iter(spec.submodule_search_locations))) / "_static" / "tiktoken_cache"
