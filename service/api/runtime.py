@@ -112,8 +112,34 @@ class Runtime:
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self.warm_up)
+            tasks.start_soon(self.follow_index)
             yield
             tasks.cancel_scope.cancel()
+
+    async def follow_index(self, every_s: float = 2.0) -> None:
+        """Swap in a new index version when `footnote ingest` publishes one (CURRENT changes),
+        so documents added while the service runs become answerable without a restart."""
+        from service.index.loader import open_retriever
+        from service.index.store import current_folder
+
+        while True:
+            await anyio.sleep(every_s)
+            service = self.service
+            if service is None:
+                continue
+            try:
+                live = current_folder(self.settings.data_dir).name
+            except Exception:  # no index or a broken pointer: keep serving what we have
+                continue
+            if live == service.retriever.index.folder.name:
+                continue
+            try:
+                retriever = await anyio.to_thread.run_sync(open_retriever, self.settings, abandon_on_cancel=True)
+            except Exception:
+                log.exception("could not load the new index %s; still serving the previous one", live)
+                continue
+            service.retriever = retriever  # requests in flight finish on the index they started with
+            log.info("now serving index %s (%d sentences)", live, len(retriever.index.sentences))
 
     async def warm_up(self) -> None:
         """Open the index (unless a service was given), then load the default backend."""
