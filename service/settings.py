@@ -23,7 +23,7 @@ class Settings(BaseSettings):
 
     # Retrieval
     top_k: int = Field(8, ge=1, le=100)
-    embed_batch_size: int = Field(64, ge=1, le=1024)
+    embed_batch_size: int = Field(32, ge=1, le=1024)
     embed_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = all cores")
 
     # Answering

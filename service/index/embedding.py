@@ -53,7 +53,9 @@ class MiniLMEncoder:
         # typical sentence. We pad per batch to its longest member instead.
         self._tokenizer.no_padding()
         options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # BASIC measured 10-20 % faster than ALL/EXTENDED for this int8 graph on 2 cores
+        # (307 vs 257 seed sentences/s): the extended fusions do not suit its quantised ops.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         options.intra_op_num_threads = threads or (os.cpu_count() or 1)
         options.log_severity_level = 3
         self._session = ort.InferenceSession(
