@@ -121,7 +121,7 @@ def test_a_client_leaving_a_plain_request_stops_the_generation(serve):
 
 
 def test_healthz_answers_in_milliseconds_while_answers_generate(serve):
-    model = slow_model(sentences=15)
+    model = slow_model(sentences=15, delay=0.03)  # ~3 s an answer: a blocked loop would show it
     live = serve(model, llm="openai")
     with ThreadPoolExecutor(2) as pool, live.client() as c:
         answers = [pool.submit(c.post, "/v1/ask", json={"question": Q}) for _ in range(2)]
@@ -135,7 +135,8 @@ def test_healthz_answers_in_milliseconds_while_answers_generate(serve):
         assert not answers[0].done() or not answers[1].done(), "generation ended before the probes"
         assert all(a.result().status_code == 200 for a in answers)
     latencies.sort()
-    assert latencies[len(latencies) // 2] < 0.05 and latencies[-1] < 0.25, latencies
+    # Loose bounds, far below the seconds a blocked event loop would take (no speed target here).
+    assert latencies[len(latencies) // 2] < 0.2 and latencies[-1] < 0.75, latencies
 
 
 def test_a_slow_client_body_does_not_block_others(client):
