@@ -196,7 +196,7 @@ def child_search(data: Path, queries: list[tuple[str, str]], top_k: int, threads
 
     rss_before = _peak_rss_mb()
     t = time.perf_counter()
-    get_encoder(threads)
+    get_encoder(threads, for_queries=True)
     encoder_load = time.perf_counter() - t
     t = time.perf_counter()
     retriever = open_retriever(Settings(data_dir=data, embed_threads=threads))

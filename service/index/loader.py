@@ -16,4 +16,5 @@ def open_retriever(settings: Settings) -> HybridRetriever:
     except Exception as exc:  # bm25s raises assorted errors on damaged files
         raise store.IndexCorrupt(f"keyword index in {data.folder} is unreadable: {exc}") from exc
     keys = [s.key for s in data.sentences]
-    return HybridRetriever(data, get_encoder(settings.embed_threads), keyword.KeywordSearch(bm25, keys))
+    encoder = get_encoder(settings.embed_threads, for_queries=True)
+    return HybridRetriever(data, encoder, keyword.KeywordSearch(bm25, keys))
