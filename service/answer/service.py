@@ -32,6 +32,21 @@ class UnknownBackend(ValueError):
     pass
 
 
+class InvalidQuestion(ValueError):
+    """The question cannot be asked as given; the message says why."""
+
+
+def clean_question(question: str, max_chars: int) -> str:
+    """The question stripped, or InvalidQuestion: the one rule the CLI and HTTP share."""
+    question = question.strip()
+    if not question:
+        raise InvalidQuestion("the question is empty")
+    if len(question) > max_chars:
+        raise InvalidQuestion(f"the question is {len(question)} characters long; the limit is "
+                              f"{max_chars} (FOOTNOTE_MAX_QUESTION_CHARS)")
+    return question
+
+
 @dataclass
 class _Clock:
     retrieve: float = 0.0

@@ -19,7 +19,7 @@ import anyio
 from fastapi import FastAPI, Request
 
 from service.answer.models import Answer
-from service.answer.service import AnswerService
+from service.answer.service import AnswerService, InvalidQuestion, clean_question
 from service.api.errors import ApiError, RequestTimeout
 from service.api.limits import NO_SLOT, GenerationQueue, Slot
 from service.settings import Settings
@@ -192,13 +192,10 @@ class Runtime:
     # -- answering ---------------------------------------------------------------------------
 
     def check_question(self, question: str, param: str = "question") -> str:
-        question = question.strip()
-        if not question:
-            raise ApiError(422, f"{param}: the question is empty", param=param)
-        if len(question) > self.settings.max_question_chars:
-            raise ApiError(422, f"{param}: the question is {len(question)} characters long; the limit is "
-                                f"{self.settings.max_question_chars} (FOOTNOTE_MAX_QUESTION_CHARS)", param=param)
-        return question
+        try:
+            return clean_question(question, self.settings.max_question_chars)
+        except InvalidQuestion as exc:
+            raise ApiError(422, f"{param}: {exc}", param=param) from exc
 
     def check_documents(self, documents: Iterable[str] | None) -> list[str] | None:
         if documents is None:

@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from service.answer.render import as_text
+    from service.answer.service import InvalidQuestion, clean_question
     from service.container import answer_service
     from service.index.hybrid import UnknownDocuments
     from service.index.store import IngestBusy
@@ -29,12 +30,10 @@ def run(args: argparse.Namespace) -> int:
     from service.llm.base import LLMError
 
     settings = get_settings()
-    question = args.question.strip()
-    if not question:
-        print("error: the question is empty", file=sys.stderr)
-        return 2
-    if len(question) > settings.max_question_chars:
-        print(f"error: the question is longer than {settings.max_question_chars} characters", file=sys.stderr)
+    try:
+        question = clean_question(args.question, settings.max_question_chars)
+    except InvalidQuestion as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.top_k is not None and args.top_k < 1:
         print("error: --top-k must be at least 1", file=sys.stderr)

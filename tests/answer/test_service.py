@@ -131,3 +131,13 @@ def test_whatever_the_model_says_the_contract_holds(make_service, scripted, pick
     service = make_service(scripted(reply))
     answer = service.ask(Q)
     check_contract(answer, retrieved(service, Q), service.retriever.index.texts, service.settings.refusal_message)
+
+
+def test_questions_are_stripped_and_bounded():
+    from service.answer.service import InvalidQuestion, clean_question
+
+    assert clean_question("  Who?  \n", 10) == "Who?"
+    with pytest.raises(InvalidQuestion, match="empty"):
+        clean_question(" \t\n", 10)
+    with pytest.raises(InvalidQuestion, match="limit is 5"):
+        clean_question("too long a question", 5)
