@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     model_path: Path | None = None  # a GGUF file to use instead of the assembled default
     llm_threads: int = Field(0, ge=0, description="llama.cpp threads; 0 = all cores")
     llm_context_window: int = Field(4096, ge=512)
+    # llama.cpp's extra buffer types (repacked weights, AMX); auto = off where the build has AMX
+    llm_extra_buffers: Literal["auto", "on", "off"] = "auto"
     min_relevance: float = Field(0.25, description="best dense score below which we refuse")
     refusal_message: str = DEFAULT_REFUSAL
 

@@ -19,7 +19,7 @@ from service.answer.context import Context, pack
 from service.answer.models import Answer, Citation, Timings, Usage
 from service.answer.verify import Verifier
 from service.index.hybrid import HybridRetriever
-from service.llm.base import Generation, LLMBackend, LLMBusy, LLMError
+from service.llm.base import Generation, LLMBackend, LLMBusy, LLMCrashed, LLMError
 from service.settings import Settings
 
 log = logging.getLogger("footnote.answer")
@@ -110,8 +110,8 @@ class AnswerService:
                 generation = yield from self._generate(llm, question, context, verifier, clock)
                 usage = Usage(prompt_tokens=generation.prompt_tokens,
                               completion_tokens=generation.completion_tokens)
-            except LLMBusy:
-                raise
+            except (LLMBusy, LLMCrashed):
+                raise  # transient: the client should retry, not get a lesser answer
             except LLMError as exc:
                 if not self.settings.llm_fallback:
                     raise

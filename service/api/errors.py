@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.answer.service import UnknownBackend
 from service.api.schemas import ErrorResponse
 from service.index.hybrid import UnknownDocuments
-from service.llm.base import LLMBusy, LLMError, LLMTimeout
+from service.llm.base import LLMBusy, LLMCrashed, LLMError, LLMTimeout
 
 log = logging.getLogger("footnote.api")
 
@@ -72,6 +72,8 @@ def from_answer_error(exc: BaseException) -> ApiError | None:
         return exc
     if isinstance(exc, UnknownDocuments):
         return ApiError(404, str(exc), code="unknown_document", param="documents")
+    if isinstance(exc, LLMCrashed):
+        return ApiError(503, str(exc), code="model_restarting", headers={"Retry-After": "5"})
     if isinstance(exc, LLMBusy):
         return ApiError(503, str(exc), code="busy", headers={"Retry-After": "5"})
     if isinstance(exc, (LLMTimeout, RequestTimeout)):

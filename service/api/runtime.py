@@ -22,6 +22,7 @@ from service.answer.models import Answer
 from service.answer.service import AnswerService, InvalidQuestion, clean_question
 from service.api.errors import ApiError, RequestTimeout
 from service.api.limits import NO_SLOT, GenerationQueue, Slot
+from service.llm.base import LLMBackend
 from service.settings import Settings
 
 log = logging.getLogger("footnote.api")
@@ -94,6 +95,7 @@ class BackendState:
     name: str
     usable: bool | None = None  # None: not checked yet
     detail: str = ""
+    llm: LLMBackend | None = None  # once loaded: asked whether it is restarting
 
 
 class Runtime:
@@ -168,6 +170,7 @@ class Runtime:
             try:
                 llm = await anyio.to_thread.run_sync(self.service.backend, name, abandon_on_cancel=True)
                 self.backend.usable, self.backend.detail = True, getattr(llm, "model", name)
+                self.backend.llm = llm
             except Exception as exc:
                 log.warning("the %s backend is not usable: %s", name, exc)
                 self.backend.usable, self.backend.detail = False, str(exc)
@@ -181,6 +184,8 @@ class Runtime:
             return f"the {self.backend.name} backend is still loading"
         if not self.backend.usable and not self.settings.llm_fallback:
             return f"the {self.backend.name} backend is not usable: {self.backend.detail}"
+        if self.backend.llm is not None and (problem := self.backend.llm.unavailable()):
+            return problem  # e.g. the model process died and is being restarted
         return None
 
     def require_service(self) -> AnswerService:

@@ -34,6 +34,10 @@ class LLMBusy(LLMError):
     """The backend's generation slot stayed taken longer than the bounded wait."""
 
 
+class LLMCrashed(LLMError):
+    """The model process died (or is restarting after it did); retrying shortly will work."""
+
+
 class LLMBackend(Protocol):
     name: str  # "embedded" | "openai"
     model: str
@@ -48,4 +52,8 @@ class LLMBackend(Protocol):
         self, messages: list[ChatMessage], *, max_tokens: int, stop: list[str] | None = None
     ) -> Iterator[str | Generation]:
         """Yield text deltas as they arrive, then exactly one final `Generation`."""
+        ...
+
+    def unavailable(self) -> str | None:
+        """Why the backend cannot answer right now (e.g. its model is restarting), else None."""
         ...

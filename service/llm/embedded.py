@@ -1,22 +1,28 @@
-"""The embedded backend: a local GGUF model run in-process by llama-cpp-python.
+"""The embedded backend: a local GGUF model run by llama-cpp-python in a worker process.
 
-One `Llama` object per process, shared by all requests, one generation at a time. Reusing the
-same object is also what makes llama.cpp's prefix cache work: a prompt that starts with the
-same tokens as the previous one (the shared system message) skips re-evaluating them.
+`EmbeddedBackend` is the model itself (one `Llama` object, one generation at a time); it runs
+inside the model worker (service/llm/model_worker.py), so native code that crashes takes only
+the worker down. The service talks to it through `WorkerBackend`, which `get_embedded_backend`
+returns. Reusing the same `Llama` object is what makes llama.cpp's prefix cache work: a prompt
+that starts with the same tokens as the previous one (the shared system message) skips
+re-evaluating them.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import sys
 import threading
 import time
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from service.llm.base import ChatMessage, Generation, LLMBusy, LLMError, LLMTimeout
 from service.llm.model_files import MODEL_FILENAME, ensure_model
+from service.llm.worker_client import WorkerBackend
 from service.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -29,6 +35,7 @@ class EmbeddedBackend:
     """`LLMBackend` over a loaded `llama_cpp.Llama`, greedy decoding, serialised generations."""
 
     name = "embedded"
+    extra_buffers = True  # whether llama.cpp's extra buffer types (repacked weights) are in use
 
     def __init__(
         self, llm: Llama, *, model: str, queue_wait_s: float, timeout_s: float
@@ -161,49 +168,104 @@ def _chat_formatter(llm: Llama) -> Any:
     )
 
 
-# ---- one model per process ---------------------------------------------------------------
-
-_backend: EmbeddedBackend | None = None
-_backend_lock = threading.Lock()
+# ---- loading ------------------------------------------------------------------------------
 
 
-def get_embedded_backend() -> EmbeddedBackend:
-    """The process-wide backend, loading the model on first call (seconds; once)."""
-    global _backend
-    with _backend_lock:
-        if _backend is None:
-            _backend = _load(get_settings())
-        return _backend
+def load_backend(path: str | Path, *, name: str | None, n_ctx: int, threads: int, timeout_s: float,
+                 extra_buffers: str = "auto") -> EmbeddedBackend:
+    """Load a GGUF file into an in-process backend (the model worker calls this)."""
+    path = Path(path)
+    llm, extra = _open_llama(path, n_ctx=n_ctx, threads=threads, extra_buffers=extra_buffers)
+    # The worker serves one request at a time, so the slot never waits for long.
+    backend = EmbeddedBackend(llm, model=name or path.stem, queue_wait_s=timeout_s, timeout_s=timeout_s)
+    backend.extra_buffers = extra
+    return backend
 
 
-def _load(settings: Settings) -> EmbeddedBackend:
-    path = ensure_model()
-    llm = _open_llama(path, settings)
-    model = DEFAULT_MODEL_NAME if settings.model_path is None else path.stem
-    return EmbeddedBackend(
-        llm, model=model, queue_wait_s=settings.queue_wait_s, timeout_s=settings.llm_timeout_s
-    )
+def build_has_amx(system_info: str) -> bool:
+    """Whether this llama.cpp build carries AMX kernels ("AMX_INT8 = 1" in its system info)."""
+    return "AMX_INT8 = 1" in system_info
 
 
-def _open_llama(path: Path, settings: Settings) -> Llama:
+def use_extra_buffers(setting: str, system_info: str) -> bool:
+    """llama.cpp's "extra buffer types" hold repacked weights for faster CPU kernels, AMX's
+    among them. AMX tile instructions fault on some virtual machines that advertise AMX (the
+    first matrix multiply kills the process), so `auto` turns them off where the build has
+    AMX kernels; builds without AMX keep the AVX2/AVX-512 repacking, which is safe and fast."""
+    if setting in ("on", "off"):
+        return setting == "on"
+    return not build_has_amx(system_info)
+
+
+@contextmanager
+def _model_params_with(extra_buffers: bool) -> Iterator[None]:
+    """llama-cpp-python has no argument for `use_extra_bufts`; set it on the default params
+    its constructor starts from, for the duration of one load (the worker is single-threaded
+    while loading)."""
+    import llama_cpp.llama_cpp as capi
+
+    original = capi.llama_model_default_params
+
+    def params():  # noqa: ANN202 - ctypes struct
+        p = original()
+        p.use_extra_bufts = extra_buffers
+        return p
+
+    capi.llama_model_default_params = params
     try:
+        yield
+    finally:
+        capi.llama_model_default_params = original
+
+
+def _open_llama(path: Path, *, n_ctx: int, threads: int, extra_buffers: str) -> tuple[Llama, bool]:
+    try:
+        import llama_cpp
         from llama_cpp import Llama
     except ImportError as exc:
         raise LLMError(
             "The embedded backend needs llama-cpp-python: pip install 'footnote[embedded]'."
         ) from exc
-    threads = settings.llm_threads or os.cpu_count() or 1
+    if not path.is_file():
+        raise LLMError(f"The local model file {path} does not exist.")
+    extra = use_extra_buffers(extra_buffers, llama_cpp.llama_print_system_info().decode(errors="replace"))
+    threads = threads or os.cpu_count() or 1
     try:
-        llm = Llama(
-            model_path=str(path),
-            n_ctx=settings.llm_context_window,
-            n_threads=threads,
-            n_threads_batch=threads,
-            verbose=False,
-        )
+        with _model_params_with(extra):
+            llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                        verbose=False)
     except Exception as exc:  # llama-cpp-python raises ValueError on a bad file
         raise LLMError(f"Could not load the local model {path}: {exc}") from exc
     # Free the model before interpreter teardown; llama-cpp-python's own finaliser runs too
     # late and prints a TypeError traceback at exit.
     atexit.register(llm.close)
-    return llm
+    return llm, extra
+
+
+# ---- one model worker per process ----------------------------------------------------------
+
+_backend: WorkerBackend | None = None
+_backend_lock = threading.Lock()
+
+
+def get_embedded_backend(settings: Settings | None = None) -> WorkerBackend:
+    """The process-wide embedded backend: the model runs in a worker process, started on the
+    first call (seconds; once) and restarted whenever it dies."""
+    global _backend
+    with _backend_lock:
+        if _backend is None:
+            settings = settings or get_settings()
+            path = ensure_model()
+            name = DEFAULT_MODEL_NAME if settings.model_path is None else path.stem
+            _backend = WorkerBackend(
+                worker_command(path, name, settings), model=name,
+                queue_wait_s=settings.queue_wait_s, timeout_s=settings.llm_timeout_s)
+            _backend.start()
+            atexit.register(_backend.close)
+        return _backend
+
+
+def worker_command(path: Path, name: str, settings: Settings) -> list[str]:
+    return [sys.executable, "-m", "service.llm.model_worker", "--model", str(path), "--name", name,
+            "--n-ctx", str(settings.llm_context_window), "--threads", str(settings.llm_threads),
+            "--timeout", str(settings.llm_timeout_s), "--extra-buffers", settings.llm_extra_buffers]

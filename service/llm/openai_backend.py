@@ -28,6 +28,9 @@ class OpenAIBackend:
             max_retries=settings.llm_max_retries,
         )
 
+    def unavailable(self) -> str | None:
+        return None  # the server's health shows in each request's errors
+
     def _errors(self, exc: Exception) -> LLMError:
         if isinstance(exc, openai.APITimeoutError):
             return LLMTimeout(f"the model server did not answer in time ({exc})")

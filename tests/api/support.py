@@ -62,6 +62,9 @@ class FakeModel:
         self.chunks_sent = 0
         self.total_chunks = 0
 
+    def unavailable(self) -> str | None:
+        return None
+
     def generate(self, messages, *, max_tokens, stop=None) -> Generation:  # the follow-up rewrite
         self.generate_calls.append(messages)
         if self.rewrite_fail:

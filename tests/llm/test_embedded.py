@@ -39,3 +39,15 @@ def test_generate_stream_and_early_close(embedded_backend) -> None:
     assert isinstance(next(stream), str)
     stream.close()
     assert "Paris" in backend.generate(QUESTION, max_tokens=16).text
+
+
+def test_the_model_runs_in_its_own_process_with_repacked_weights_on_a_build_without_amx(embedded_backend) -> None:
+    import os
+
+    import llama_cpp
+
+    from service.llm.embedded import build_has_amx
+
+    assert embedded_backend.pid not in (None, os.getpid())
+    has_amx = build_has_amx(llama_cpp.llama_print_system_info().decode())
+    assert embedded_backend.extra_buffers is (not has_amx)
