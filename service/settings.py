@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     llm_context_window: int = Field(4096, ge=512)
     # llama.cpp's extra buffer types (repacked weights, AMX); auto = off where the build has AMX
     llm_extra_buffers: Literal["auto", "on", "off"] = "auto"
+    llm_state_cache_mb: int = Field(512, ge=0, description="saved prompt states (document prefixes)")
     min_relevance: float = Field(0.25, description="best dense score below which we refuse")
     refusal_message: str = DEFAULT_REFUSAL
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypedDict
 
@@ -52,6 +52,10 @@ class LLMBackend(Protocol):
         self, messages: list[ChatMessage], *, max_tokens: int, stop: list[str] | None = None
     ) -> Iterator[str | Generation]:
         """Yield text deltas as they arrive, then exactly one final `Generation`."""
+        ...
+
+    def choice_probabilities(self, messages: list[ChatMessage], options: Sequence[str]) -> dict[str, float]:
+        """How likely the reply starts with each option (e.g. "yes", "no"), summing to 1."""
         ...
 
     def unavailable(self) -> str | None:

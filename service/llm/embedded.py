@@ -15,13 +15,16 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from service.llm.base import ChatMessage, Generation, LLMBusy, LLMError, LLMTimeout
 from service.llm.model_files import MODEL_FILENAME, ensure_model
+from service.llm.prefix_states import PrefixStates
 from service.llm.worker_client import WorkerBackend
 from service.settings import Settings, get_settings
 
@@ -38,10 +41,11 @@ class EmbeddedBackend:
     extra_buffers = True  # whether llama.cpp's extra buffer types (repacked weights) are in use
 
     def __init__(
-        self, llm: Llama, *, model: str, queue_wait_s: float, timeout_s: float
+        self, llm: Llama, *, model: str, queue_wait_s: float, timeout_s: float, state_cache_bytes: int = 0
     ) -> None:
         self.model = model
         self._llm = llm
+        self.states = PrefixStates(state_cache_bytes)
         self._queue_wait_s = queue_wait_s
         self._timeout_s = timeout_s
         # A semaphore, not a Lock: a streaming response may be resumed and closed by a
@@ -75,11 +79,10 @@ class EmbeddedBackend:
         self, messages: list[ChatMessage], *, max_tokens: int, stop: list[str] | None
     ) -> Generator[str, None, Generation]:
         """Yield the deltas; return the final Generation."""
-        try:
-            prompt_tokens = self._count_prompt_tokens(messages)
-        except Exception as exc:  # e.g. the chat template rejects the message roles
-            raise LLMError(f"The local model could not format the prompt: {exc}") from exc
+        tokens = self._prompt_tokens(messages)
+        prompt_tokens = len(tokens)
         self._check_fits(prompt_tokens)
+        self.states.restore_best(self._llm, tokens)
         deadline = time.monotonic() + self._timeout_s
         chunks = self._start(messages, max_tokens=max_tokens, stop=stop)
         text: list[str] = []
@@ -102,6 +105,7 @@ class EmbeddedBackend:
             raise LLMError(f"The local model failed while generating: {exc}") from exc
         finally:
             chunks.close()  # finish llama's generator while we still hold the slot
+        self.states.save(self._llm)
         return Generation(
             text="".join(text),
             model=self.model,
@@ -133,13 +137,46 @@ class EmbeddedBackend:
         except Exception as exc:
             raise LLMError(f"The local model could not start generating: {exc}") from exc
 
-    def _count_prompt_tokens(self, messages: list[ChatMessage]) -> int:
-        """Tokens of the prompt exactly as the chat handler renders and tokenizes it."""
-        if self._formatter is None:  # no GGUF template: count the raw contents
-            text = "\n".join(m["content"] for m in messages)
-            return len(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
-        prompt = self._formatter(messages=list(messages)).prompt
-        return len(self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+    def choice_probabilities(self, messages: list[ChatMessage], options: Sequence[str]) -> dict[str, float]:
+        """How likely the reply starts with each option ("yes", "no"), renormalised over them:
+        one forward pass over the prompt's new tokens, no sampling."""
+        if not self._slot.acquire(timeout=self._queue_wait_s):
+            raise LLMBusy("The local model is busy with other questions; please retry shortly.")
+        try:
+            tokens = self._prompt_tokens(messages)
+            self._check_fits(len(tokens))
+            llm = self._llm
+            done = self.states.restore_best(llm, tokens)
+            done = min(done, len(tokens) - 1)  # the last token is decoded again for its logits
+            try:
+                llm.n_tokens = done  # eval() drops the KV cells past this point
+                llm.eval(tokens[done:])
+                logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).copy()  # noqa: SLF001
+            except Exception as exc:
+                raise LLMError(f"The local model failed while scoring: {exc}") from exc
+            return option_probabilities(logits, {o: self._first_tokens(o) for o in options})
+        finally:
+            self._slot.release()
+
+    def _first_tokens(self, option: str) -> set[int]:
+        """Token ids a reply starting with `option` may begin with ("yes", "Yes", " yes" ...)."""
+        ids = set()
+        for variant in {option, option.capitalize(), option.upper(), " " + option, " " + option.capitalize()}:
+            pieces = self._llm.tokenize(variant.encode("utf-8"), add_bos=False, special=False)
+            if pieces:
+                ids.add(pieces[0])
+        return ids
+
+    def _prompt_tokens(self, messages: list[ChatMessage]) -> list[int]:
+        """The prompt's tokens exactly as the chat handler renders and tokenizes it."""
+        try:
+            if self._formatter is None:  # no GGUF template: the raw contents
+                text = "\n".join(m["content"] for m in messages)
+                return self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+            prompt = self._formatter(messages=list(messages)).prompt
+            return self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        except Exception as exc:  # e.g. the chat template rejects the message roles
+            raise LLMError(f"The local model could not format the prompt: {exc}") from exc
 
     def _check_fits(self, prompt_tokens: int) -> None:
         n_ctx = self._llm.n_ctx()
@@ -149,6 +186,15 @@ class EmbeddedBackend:
                 f"{n_ctx} (FOOTNOTE_LLM_CONTEXT_WINDOW); ask a shorter question or lower "
                 f"FOOTNOTE_CONTEXT_TOKENS."
             )
+
+
+def option_probabilities(logits: np.ndarray, options: dict[str, set[int]]) -> dict[str, float]:
+    """Softmax over the vocabulary, summed per option's first tokens, renormalised."""
+    shifted = np.exp(logits - logits.max())
+    probs = shifted / shifted.sum()
+    mass = {o: float(sum(probs[i] for i in ids)) for o, ids in options.items()}
+    total = sum(mass.values())
+    return {o: (m / total if total > 0 else 1.0 / len(mass)) for o, m in mass.items()}
 
 
 def _chat_formatter(llm: Llama) -> Any:
@@ -172,12 +218,13 @@ def _chat_formatter(llm: Llama) -> Any:
 
 
 def load_backend(path: str | Path, *, name: str | None, n_ctx: int, threads: int, timeout_s: float,
-                 extra_buffers: str = "auto") -> EmbeddedBackend:
+                 extra_buffers: str = "auto", state_cache_mb: int = 0) -> EmbeddedBackend:
     """Load a GGUF file into an in-process backend (the model worker calls this)."""
     path = Path(path)
     llm, extra = _open_llama(path, n_ctx=n_ctx, threads=threads, extra_buffers=extra_buffers)
     # The worker serves one request at a time, so the slot never waits for long.
-    backend = EmbeddedBackend(llm, model=name or path.stem, queue_wait_s=timeout_s, timeout_s=timeout_s)
+    backend = EmbeddedBackend(llm, model=name or path.stem, queue_wait_s=timeout_s, timeout_s=timeout_s,
+                              state_cache_bytes=state_cache_mb * 2**20)
     backend.extra_buffers = extra
     return backend
 
@@ -268,4 +315,5 @@ def get_embedded_backend(settings: Settings | None = None) -> WorkerBackend:
 def worker_command(path: Path, name: str, settings: Settings) -> list[str]:
     return [sys.executable, "-m", "service.llm.model_worker", "--model", str(path), "--name", name,
             "--n-ctx", str(settings.llm_context_window), "--threads", str(settings.llm_threads),
-            "--timeout", str(settings.llm_timeout_s), "--extra-buffers", settings.llm_extra_buffers]
+            "--timeout", str(settings.llm_timeout_s), "--extra-buffers", settings.llm_extra_buffers,
+            "--state-cache-mb", str(settings.llm_state_cache_mb)]

@@ -7,6 +7,7 @@ and never the HTTP service; `WorkerBackend` (service/llm/worker_client.py) resta
 
 Protocol: JSON lines. Requests on stdin:
     {"op": "generate", "id": 7, "messages": [...], "max_tokens": 64, "stop": [...]}
+    {"op": "choices", "id": 8, "messages": [...], "options": ["yes", "no"]}
     {"op": "cancel", "id": 7}                      stop request 7 (a client went away)
 Replies on the protocol stream (the process's original stdout; fd 1 is pointed at stderr so
 that anything native code prints cannot corrupt the protocol):
@@ -16,7 +17,8 @@ that anything native code prints cannot corrupt the protocol):
     {"id": 7, "done": {"text", "model", "prompt_tokens", "completion_tokens"}}
     {"id": 7, "error": {"kind": "timeout" | "error", "message": ...}}
     {"id": 7, "cancelled": true}
-Every request ends with exactly one of done, error or cancelled. The worker exits when its
+    {"id": 8, "probabilities": {"yes": 0.8, "no": 0.2}}   the answer to a choices request
+Every request ends with exactly one of done, probabilities, error or cancelled. The worker exits when its
 stdin closes (the parent is gone).
 """
 
@@ -54,7 +56,7 @@ class _Requests:
                 continue
             if message.get("op") == "cancel":
                 self.cancelled.add(int(message["id"]))
-            elif message.get("op") == "generate":
+            elif message.get("op") in ("generate", "choices"):
                 self.pending.put(message)
         self.closed.set()  # the parent closed our stdin: finish up and exit
         self.pending.put(None)
@@ -80,6 +82,13 @@ def serve(backend: Any, requests: _Requests, replies: _Replies) -> None:
         request_id = int(request["id"])
         if requests.stop_requested(request_id):
             replies.send({"id": request_id, "cancelled": True})
+            continue
+        if request["op"] == "choices":
+            try:
+                probabilities = backend.choice_probabilities(request["messages"], request["options"])
+                replies.send({"id": request_id, "probabilities": probabilities})
+            except LLMError as exc:
+                replies.send({"id": request_id, "error": {"kind": "error", "message": str(exc)}})
             continue
         stream = backend.stream(request["messages"], max_tokens=int(request["max_tokens"]),
                                 stop=request.get("stop") or None)
@@ -118,6 +127,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--n-ctx", type=int, default=4096)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--timeout", type=float, default=60.0, help="longest generation, seconds")
+    p.add_argument("--state-cache-mb", type=int, default=0, help="memory for saved prompt states")
     p.add_argument("--extra-buffers", choices=["auto", "on", "off"], default="auto",
                    help="llama.cpp's extra buffer types (weight repacking, AMX); auto = off where "
                         "this build has AMX kernels")
@@ -131,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         backend = load_backend(args.model, name=args.name, n_ctx=args.n_ctx, threads=args.threads,
-                               timeout_s=args.timeout, extra_buffers=args.extra_buffers)
+                               timeout_s=args.timeout, extra_buffers=args.extra_buffers,
+                               state_cache_mb=args.state_cache_mb)
     except LLMError as exc:
         replies.send({"fatal": str(exc)})
         return EXIT_LOAD_FAILED

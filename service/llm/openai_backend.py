@@ -7,7 +7,8 @@ LLMError/LLMTimeout with a message a person can act on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
 
 import openai
 
@@ -62,6 +63,22 @@ class OpenAIBackend:
             completion_tokens=usage.completion_tokens if usage else 0,
         )
 
+    def choice_probabilities(self, messages: list[ChatMessage], options: Sequence[str]) -> dict[str, float]:
+        """From the first token's top logprobs; servers that give none count the reply itself."""
+        try:
+            response = self._client.chat.completions.create(
+                model=self.model, messages=messages, max_tokens=1, temperature=0, logprobs=True, top_logprobs=10,
+            )
+        except openai.OpenAIError as exc:
+            raise self._errors(exc) from exc
+        choice = response.choices[0]
+        tops: list[tuple[str, float]] = []
+        if choice.logprobs and choice.logprobs.content:
+            tops = [(t.token, t.logprob) for t in choice.logprobs.content[0].top_logprobs]
+        if not tops:
+            tops = [(choice.message.content or "", 0.0)]
+        return probabilities_from_top(tops, options)
+
     def stream(self, messages: list[ChatMessage], *, max_tokens: int,
                stop: list[str] | None = None) -> Iterator[str | Generation]:
         text, model, usage = [], self.model, None
@@ -89,3 +106,16 @@ class OpenAIBackend:
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
         )
+
+
+def probabilities_from_top(tops: Sequence[tuple[str, float]], options: Sequence[str]) -> dict[str, float]:
+    """Sum the probability of the top tokens that begin each option, renormalised over the options."""
+    mass = dict.fromkeys(options, 0.0)
+    for token, logprob in tops:
+        word = token.strip().lower()
+        for option in options:
+            if word and (option.lower().startswith(word) or word.startswith(option.lower())):
+                mass[option] += math.exp(logprob)
+                break
+    total = sum(mass.values())
+    return {o: (m / total if total > 0 else 1.0 / len(options)) for o, m in mass.items()}

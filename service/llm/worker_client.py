@@ -220,6 +220,34 @@ class WorkerBackend:
             self._slot.release()
         yield generation  # after releasing, so a consumer that stops here holds nothing
 
+    def choice_probabilities(self, messages: list[ChatMessage], options: Sequence[str]) -> dict[str, float]:
+        deadline = time.monotonic() + self._queue_wait_s
+        if not self._slot.acquire(timeout=self._queue_wait_s):
+            raise LLMBusy("The local model is busy with other questions; please retry shortly.")
+        try:
+            worker = self._wait_for_worker(deadline)
+            self._next_id += 1
+            request_id = self._next_id
+            try:
+                worker.send({"op": "choices", "id": request_id, "messages": list(messages), "options": list(options)})
+            except OSError:
+                raise self._crashed(worker) from None
+            while True:
+                try:
+                    reply = worker.reply(timeout=self._silence_limit())
+                except queue.Empty:
+                    self._restart_after(worker, "stopped responding")
+                    raise LLMTimeout("The local model did not answer in time; it is being restarted.") from None
+                if reply is _EOF:
+                    raise self._crashed(worker)
+                if reply.get("id") != request_id:
+                    continue
+                if "probabilities" in reply:
+                    return {str(k): float(v) for k, v in reply["probabilities"].items()}
+                raise LLMError(reply.get("error", {}).get("message", "the local model could not score"))
+        finally:
+            self._slot.release()
+
     def _wait_for_worker(self, deadline: float) -> _Worker:
         if not self._ready.wait(timeout=max(0.0, deadline - time.monotonic())):
             raise LLMCrashed(f"{self._problem or 'the embedded model is not ready'}; "
