@@ -143,3 +143,14 @@ def test_questions_are_stripped_and_bounded():
         clean_question(" \t\n", 10)
     with pytest.raises(InvalidQuestion, match="limit is 5"):
         clean_question("too long a question", 5)
+
+
+def test_prompt_tokens_counts_the_prompt_the_model_is_sent(make_service, scripted):
+    from service.answer.context import count_tokens
+
+    model = scripted("26 countries had pledged to ensure Ukraine's security [1].")
+    service = make_service(model)
+    service.ask(Q)
+    (sent,) = model.calls
+    assert service.prompt_tokens(Q) == sum(count_tokens(m["content"]) for m in sent) > 0
+    assert make_service(model, min_relevance=0.99).prompt_tokens("What is the boiling point of water?") == 0

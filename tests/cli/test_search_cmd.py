@@ -90,7 +90,8 @@ def test_damaged_index_is_a_readable_error(use_settings, make_corpus, tmp_path, 
     assert err.startswith("error: ") and "footnote ingest" in err
 
 
-@pytest.mark.parametrize("argv", [["search", "   "], ["search", "oil", "--top-k", "-1"], ["search", "oil", "--top-k", "0"]])
+@pytest.mark.parametrize("argv", [["search", "   "], ["search", "oil", "--top-k", "-1"], ["search", "oil", "--top-k", "0"],
+                                  ["search", "oil " * 600]])  # longer than FOOTNOTE_MAX_QUESTION_CHARS
 def test_invalid_arguments_exit_2(seeded, capsys, argv):
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == "" and "error" in err
