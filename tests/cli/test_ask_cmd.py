@@ -6,20 +6,11 @@ import json
 
 import pytest
 
-from service.cli.main import main
+from tests.cli.support import run
 
 QUESTION = "How many countries pledged to guarantee Ukraine's security?"
 
 
-@pytest.fixture()
-def seeded(use_settings, seed_settings):
-    use_settings(data_dir=seed_settings.data_dir, docs_dir=seed_settings.docs_dir)
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_json_answer_from_the_extractive_backend(seeded, capsys):

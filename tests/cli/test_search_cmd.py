@@ -7,22 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from service.cli.main import main
+from tests.cli.support import run
 
 SEED_DOC_ID = "000_f586ed492cfdf968.txt"
 SEED_TEXT = (Path(__file__).resolve().parents[2] / "seeds" / SEED_DOC_ID).read_text(encoding="utf-8")
 QUESTION = "How many countries pledged to guarantee Ukraine's security?"
 
 
-@pytest.fixture()
-def seeded(use_settings, seed_settings):
-    use_settings(data_dir=seed_settings.data_dir, docs_dir=seed_settings.docs_dir)
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_json_output_schema(seeded, capsys):
