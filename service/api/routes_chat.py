@@ -52,9 +52,10 @@ PREFIX = "footnote-"
 def model_ids(runtime: Runtime) -> list[str]:
     """`footnote` answers with the default backend; `footnote-<backend>` with that one. Listed:
     the backends that need no model, and the default."""
-    default = runtime.settings.resolved_backend
     listed = [n for n in registry.NAMES if not registry.spec(n).generative]
-    return [DEFAULT_MODEL, *(PREFIX + n for n in [*listed, *([default] if default not in listed else [])])]
+    if runtime.settings.resolved_backend not in listed:
+        listed.append(runtime.settings.resolved_backend)
+    return [DEFAULT_MODEL, *(PREFIX + n for n in listed)]
 
 
 def backend_for(model: str, runtime: Runtime) -> str | None:

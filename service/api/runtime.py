@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import anyio
 from fastapi import FastAPI, Request
@@ -35,18 +35,19 @@ def _next(events: Iterator[AnswerEvent]) -> AnswerEvent | None:
     return next(events, None)
 
 
-@dataclass
 class AnswerRun:
     """One answer in progress: the event generator, its generation slot and its deadline, and
     the question it answers (a chat follow-up rewritten) with any warnings about that."""
 
-    _events: Iterator[AnswerEvent]
-    _slot: Slot
-    _deadline: float
-    _timeout_s: float
-    question: str = ""
-    warnings: list[str] = field(default_factory=list)
-    closed: bool = False
+    def __init__(self, events: Iterator[AnswerEvent], slot: Slot, deadline: float, timeout_s: float,
+                 question: str, warnings: list[str] | None = None) -> None:
+        self._events = events
+        self._slot = slot
+        self._deadline = deadline
+        self._timeout_s = timeout_s
+        self.question = question
+        self.warnings = warnings or []
+        self.closed = False
 
     async def next_event(self) -> AnswerEvent | None:
         """The next event, or None at the end. Raises the pipeline's errors, or RequestTimeout."""
