@@ -172,9 +172,9 @@ def serve_fake() -> None:
     from service.answer.service import AnswerService
     from service.api.app import create_app
     from service.cli.serve_cmd import first_steps
-    from service.container import ready_retriever
+    from service.container import Container
     from service.llm.base import Generation
-    from service.settings import get_settings
+    from service.settings import Settings
 
     class SlowModel:
         name, model = "fake", "slow-fake"
@@ -190,9 +190,11 @@ def serve_fake() -> None:
                 yield text[i : i + 4]
             yield Generation(text, self.model)
 
-    settings = get_settings()
+    settings = Settings()
     model = SlowModel()
-    app = create_app(settings, AnswerService(ready_retriever(settings, quiet=True), settings, lambda n: model))
+    container = Container(settings)
+    app = create_app(settings, AnswerService(container.ready_retriever(quiet=True), settings, lambda n: model),
+                     container)
 
     class Server(uvicorn.Server):
         async def startup(self, sockets=None) -> None:  # noqa: ANN001

@@ -190,16 +190,16 @@ class _Timer:
 def child_search(data: Path, queries: list[tuple[str, str]], top_k: int, threads: int) -> dict:
     import numpy as np
 
-    from service.index.embedding import get_encoder
+    from service.index.embedding import MiniLMEncoder
     from service.index.loader import open_retriever
     from service.settings import Settings
 
     rss_before = _peak_rss_mb()
     t = time.perf_counter()
-    get_encoder(threads, for_queries=True)
+    encoder = MiniLMEncoder(threads, spinning=False)
     encoder_load = time.perf_counter() - t
     t = time.perf_counter()
-    retriever = open_retriever(Settings(data_dir=data, embed_threads=threads))
+    retriever = open_retriever(Settings(data_dir=data, embed_threads=threads), encoder)
     index_load = time.perf_counter() - t
     rss_loaded = _peak_rss_mb()
 

@@ -25,22 +25,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)  # the scripted worker is imported as tests.llm.fake_model_worker
 
-from service.answer import prompts  # noqa: E402
-from service.answer.context import pack  # noqa: E402
-from service.container import ready_retriever  # noqa: E402
+from service.container import Container  # noqa: E402
 from service.llm.base import Generation  # noqa: E402
 from service.llm.embedded import DEFAULT_MODEL_NAME, get_embedded_backend, load_backend  # noqa: E402
 from service.llm.model_files import ensure_model  # noqa: E402
-from service.settings import get_settings  # noqa: E402
+from service.settings import Settings  # noqa: E402
 
 
 def answer_prompts(n: int) -> list[list]:
-    settings = get_settings()
-    retriever = ready_retriever(settings, quiet=True)
+    service = Container(Settings()).answer_service(quiet=True)
     lines = (ROOT / "evals" / "seeds_gold.jsonl").read_text(encoding="utf-8").splitlines()
     questions = [json.loads(line)["question"] for line in lines if line.strip()][:n]
-    return [prompts.answer_messages(q, pack(retriever.retrieve(q, settings.top_k), settings.context_tokens).render())
-            for q in questions]
+    return [service.prepare(q).messages() for q in questions]
 
 
 def timed(backend, messages, max_tokens: int) -> tuple[float, Generation]:  # noqa: ANN001
@@ -50,8 +46,8 @@ def timed(backend, messages, max_tokens: int) -> tuple[float, Generation]:  # no
 
 
 def throughput(extra: str, messages) -> dict:  # noqa: ANN001
-    settings = get_settings()
-    backend = load_backend(ensure_model(), name=DEFAULT_MODEL_NAME, n_ctx=settings.llm_context_window,
+    settings = Settings()
+    backend = load_backend(ensure_model(settings), name=DEFAULT_MODEL_NAME, n_ctx=settings.llm_context_window,
                            threads=settings.llm_threads, timeout_s=600, extra_buffers=extra)
     llm = backend._llm  # noqa: SLF001
     tokens = llm.tokenize(json.dumps(messages).encode())[:512]
@@ -106,8 +102,8 @@ def main() -> int:
     print("worker protocol alone: {answers} answers of {pieces_per_answer} pieces, p50 {p50_ms} ms, "
           "p95 {p95_ms} ms per answer".format(**report["protocol"]))
 
-    settings = get_settings()
-    inproc = load_backend(ensure_model(), name=DEFAULT_MODEL_NAME, n_ctx=settings.llm_context_window,
+    settings = Settings()
+    inproc = load_backend(ensure_model(settings), name=DEFAULT_MODEL_NAME, n_ctx=settings.llm_context_window,
                           threads=settings.llm_threads, timeout_s=600)
     worker = get_embedded_backend(settings)
     for backend in (inproc, worker):  # warm the shared rules-and-examples prefix of each

@@ -1,14 +1,19 @@
-"""Wire the services together from settings: the one place that builds the object graph."""
+"""Wire the services together from one `Settings`: the one place that builds the object graph
+and owns the long-lived objects (backends, embedding encoders), so a second `Settings` gets its
+own and nothing below the entry points reads the environment."""
 
 from __future__ import annotations
 
 import sys
+import threading
 
 from service.answer.service import AnswerService
+from service.index.embedding import MiniLMEncoder
 from service.index.hybrid import HybridRetriever
 from service.index.loader import open_retriever
-from service.ingest.pipeline import ingest
-from service.llm.registry import get_backend
+from service.ingest.pipeline import IngestReport, Progress, ingest
+from service.llm import registry
+from service.llm.base import LLMBackend
 from service.settings import Settings
 
 
@@ -16,17 +21,40 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def ready_retriever(settings: Settings, quiet: bool = False) -> HybridRetriever:
-    """Bring the index up to date with the corpus (fast when nothing changed), then open it."""
-    ingest(settings.docs_dir, settings.data_dir, None if quiet else _stderr,
-           settings.embed_batch_size, settings.embed_threads)
-    return open_retriever(settings)
+class Container:
+    """The long-lived objects for one `Settings`, each created on first use and then reused."""
 
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._backends: dict[str, LLMBackend] = {}
+        self._encoders: dict[bool, MiniLMEncoder] = {}
 
-def answer_service(settings: Settings, retriever: HybridRetriever | None = None,
-                   quiet: bool = False) -> AnswerService:
-    return AnswerService(
-        retriever or ready_retriever(settings, quiet),
-        settings,
-        lambda name: get_backend(name, settings),
-    )
+    def backend(self, name: str) -> LLMBackend:
+        """The generative backend `name`, created once per container (loading a model: once)."""
+        with self._lock:
+            if name not in self._backends:
+                self._backends[name] = registry.create(name, self.settings)
+            return self._backends[name]
+
+    def encoder(self, for_queries: bool = False) -> MiniLMEncoder:
+        """The embedding encoder (~0.3 s and ~30 MB to load); queries get one tuned for latency."""
+        with self._lock:
+            if for_queries not in self._encoders:
+                self._encoders[for_queries] = MiniLMEncoder(self.settings.embed_threads, spinning=not for_queries)
+            return self._encoders[for_queries]
+
+    def ingest(self, progress: Progress | None = None) -> IngestReport:
+        s = self.settings
+        return ingest(s.docs_dir, s.data_dir, progress, s.embed_batch_size, encoder=self.encoder)
+
+    def open_retriever(self) -> HybridRetriever:
+        return open_retriever(self.settings, self.encoder(for_queries=True))
+
+    def ready_retriever(self, quiet: bool = False) -> HybridRetriever:
+        """Bring the index up to date with the corpus (fast when nothing changed), then open it."""
+        self.ingest(None if quiet else _stderr)
+        return self.open_retriever()
+
+    def answer_service(self, retriever: HybridRetriever | None = None, quiet: bool = False) -> AnswerService:
+        return AnswerService(retriever or self.ready_retriever(quiet), self.settings, self.backend)

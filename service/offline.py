@@ -1,4 +1,8 @@
-"""Make third-party libraries work with no network, set up once on import of `service`."""
+"""Make third-party libraries work with no network and without their progress bars.
+
+Nothing here runs on `import service`: each function is called where it is needed (the
+tokenizer's cache where tiktoken is first used, the quiet bars by the entry points).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,15 @@ import os
 from pathlib import Path
 
 
-def configure_offline_caches() -> None:
-    # bm25s draws tqdm bars on every index load; Footnote reports its own progress.
+def quiet_library_progress() -> None:
+    """bm25s draws tqdm bars on every index load; Footnote reports its own progress.
+
+    tqdm reads TQDM_* when it is imported, so the entry points (CLI, app factory) call this
+    before anything imports it."""
     os.environ.setdefault("TQDM_DISABLE", "1")
-    _point_tiktoken_at_bundled_cache()
 
 
-def _point_tiktoken_at_bundled_cache() -> None:
+def point_tiktoken_at_bundled_cache() -> None:
     """Point tiktoken at the encodings llama-index-core ships, so it never downloads.
 
     tiktoken fetches cl100k_base/o200k_base from the internet unless TIKTOKEN_CACHE_DIR

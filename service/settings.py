@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.llm.registry import NAMES
 
 DEFAULT_REFUSAL = "The documents do not contain the answer to this question."
 
@@ -27,7 +28,7 @@ class Settings(BaseSettings):
     embed_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = all cores")
 
     # Answering
-    llm: Literal["auto", "embedded", "openai", "extractive"] = "auto"
+    llm: Literal[("auto", *NAMES)] = "auto"  # type: ignore[valid-type]  # the registry's names
     llm_model: str = "gpt-4o-mini"
     llm_timeout_s: float = Field(60.0, gt=0)
     llm_max_retries: int = Field(3, ge=0, le=10)
@@ -77,7 +78,3 @@ class Settings(BaseSettings):
             return self.llm
         return "openai" if (self.openai_api_key or self.openai_base_url) else "embedded"
 
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()

@@ -7,7 +7,7 @@ fixture of the same name (tests/answer/ has its own `seed_settings`/`seed_retrie
 - `seed_settings` / `seed_retriever`: the seed corpus (`seeds/`) ingested once per session
   into a temporary data folder; the retriever is opened and ready. Treat both as read-only.
 - `make_corpus`: write a temporary corpus folder from {relative path: text or bytes}.
-- `use_settings`: point `get_settings()` (and so the CLI) at given folders for one test.
+- `use_settings`: point the CLI's settings (read from the environment) at given folders for one test.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import Settings, get_settings
+from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
@@ -67,15 +67,13 @@ def make_corpus(tmp_path) -> Callable[..., Path]:
 
 @pytest.fixture()
 def use_settings(monkeypatch) -> Callable[..., None]:
-    """use_settings(data_dir=..., docs_dir=...): env vars for this test, settings cache cleared."""
+    """use_settings(data_dir=..., docs_dir=...): env vars for this test."""
 
     def use(**values) -> None:
         for name, value in values.items():
             monkeypatch.setenv(f"FOOTNOTE_{name.upper()}", str(value))
-        get_settings.cache_clear()
 
-    yield use
-    get_settings.cache_clear()
+    return use
 
 
 # ---- recorded LLM traffic (pytest-recording); see tests/cassettes/README.md ----------------
@@ -112,8 +110,9 @@ def embedded_backend():
     from service.llm.embedded import get_embedded_backend
     from service.llm.model_files import ModelFileError, ensure_model
 
+    settings = Settings()
     try:
-        ensure_model()
+        ensure_model(settings)
     except ModelFileError as exc:
         pytest.skip(f"embedded model not available: {exc}")
-    return get_embedded_backend()
+    return get_embedded_backend(settings)

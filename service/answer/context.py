@@ -11,7 +11,10 @@ from service.records import Sentence
 
 @lru_cache(maxsize=1)
 def _encoding():
-    import tiktoken  # the cache dir is set up by `service.offline`
+    from service.offline import point_tiktoken_at_bundled_cache
+
+    point_tiktoken_at_bundled_cache()  # before tiktoken looks for cl100k_base: never download it
+    import tiktoken
 
     return tiktoken.get_encoding("cl100k_base")
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from service.answer.context import Context
 
-NAME = "extractive"
-MODEL = "extractive"
+MODEL = "extractive"  # reported as the answer's model: none ran
 
 
 def answer_text(context: Context, min_relevance: float, max_sentences: int = 1) -> str:

@@ -3,7 +3,7 @@
 Retrieval sees one question, not the conversation, so "and Germany?" must become "What did
 Germany say about military commitments?" first. Two ways:
 
-- With a generative backend: ask it, with `prompts/rewrite_followup.txt` (greedy, one line,
+- With a generative backend: ask it, with `service/prompts/rewrite_followup.txt` (greedy, one line,
   a few dozen tokens). If it fails or replies with nothing usable, the heuristic is used and
   the result says why.
 - Heuristic (the extractive backend; the fallback), applied to each user turn in order so that
@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from service.answer import prompts
+from service.answer.claims import MARKER
 from service.llm.base import ChatMessage, LLMBackend, LLMError
 
 log = logging.getLogger("footnote.followup")
@@ -48,7 +49,6 @@ _QUESTION_WORDS = frozenset(
     "who whom whose what which when where why how is are was were do does did will would can could "
     "should shall may might has have had".split())
 _PRONOUNS = frozenset("he she him his her hers it its they them their theirs these those".split())
-_MARKER = re.compile(r"\s*\[\d+\]")
 _LABEL = re.compile(r"^(?:standalone|rewritten)?\s*question\s*:\s*", re.IGNORECASE)
 
 
@@ -144,7 +144,7 @@ def _join(previous: str, question: str, max_chars: int) -> str:
 def _ask_model(llm: LLMBackend, earlier: Sequence[ChatMessage], question: str) -> str:
     lines = []
     for message in list(earlier)[-HISTORY_TURNS:]:
-        text = " ".join(_MARKER.sub("", message["content"]).split())
+        text = " ".join(MARKER.sub("", message["content"]).split())
         if len(text) > TURN_CHARS:
             text = text[: TURN_CHARS - 1].rstrip() + "…"
         lines.append(f"{'User' if message['role'] == 'user' else 'Assistant'}: {text}")

@@ -1,4 +1,6 @@
-"""Prompt templates live as files in `prompts/`; this module only reads and fills them."""
+"""Prompt templates live as files in `service/prompts/` (package data, so an installed wheel has
+them too); this module only reads and fills them. Files are read once per process: they are
+part of the installed code, not configuration."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from string import Template
 
 from service.llm.base import ChatMessage
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "prompts"
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / "prompts"  # service/prompts/
 
 
 @lru_cache(maxsize=32)

@@ -1,38 +1,35 @@
 """The answer service: one path from question to verified, cited answer.
 
-ask_stream() is the path; ask() drains it. Events, in order:
-  ("citation", Citation)  before the first delta that uses its [n]
-  ("delta", str)          verified answer text, one claim at a time
-  ("done", Answer)        the complete answer object (the source of truth)
+ask_stream() is the path; ask() drains it. It yields `service.answer.events`: Cited before the
+first Delta that uses its [n], Delta with verified text one claim at a time, and Done with the
+complete answer object last. prepare() is the retrieve -> pack -> relevance gate step that
+every answer starts with, exposed for counting what a prompt would cost (the evals).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from service.answer import extractive, prompts
-from service.answer.claims import complete_prefix, parse_answer, parse_claim
-from service.answer.context import Context, pack
-from service.answer.models import Answer, Citation, Timings, Usage
+from service.answer import extractive, followup, prompts
+from service.answer.claims import Claim, complete_prefix, parse_answer, parse_claim
+from service.answer.context import Context, count_tokens, pack
+from service.answer.events import AnswerEvent, Cited, Delta, Done
+from service.answer.models import Answer, Timings, Usage
 from service.answer.verify import Verifier
+from service.errors import FootnoteError
 from service.index.hybrid import HybridRetriever
-from service.llm.base import Generation, LLMBackend, LLMBusy, LLMCrashed, LLMError
+from service.index.store import IndexData
+from service.llm import registry
+from service.llm.base import ChatMessage, Generation, LLMBackend, LLMBusy, LLMCrashed, LLMError
 from service.settings import Settings
 
 log = logging.getLogger("footnote.answer")
 
-Event = tuple[str, object]
-BACKENDS = ("embedded", "openai", "extractive")
 
-
-class UnknownBackend(ValueError):
-    pass
-
-
-class InvalidQuestion(ValueError):
+class InvalidQuestion(FootnoteError, ValueError):
     """The question cannot be asked as given; the message says why."""
 
 
@@ -54,6 +51,19 @@ class _Clock:
     verify: float = 0.0
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """The evidence for one question: the packed context, and whether it is worth asking about."""
+
+    question: str
+    context: Context
+    relevant: bool  # False: nothing retrieved is about the question; refuse without a model
+
+    def messages(self) -> list[ChatMessage]:
+        """The prompt a generative backend is sent."""
+        return prompts.answer_messages(self.question, self.context.render())
+
+
 class AnswerService:
     def __init__(
         self,
@@ -61,53 +71,97 @@ class AnswerService:
         settings: Settings,
         backend_factory: Callable[[str], LLMBackend],
     ) -> None:
-        self.retriever = retriever
+        self._retriever = retriever
         self.settings = settings
         self._backend_factory = backend_factory
+
+    # -- the index -----------------------------------------------------------
+
+    @property
+    def retriever(self) -> HybridRetriever:
+        return self._retriever
+
+    @property
+    def index(self) -> IndexData:
+        """The live index: its documents (manifest, texts) and sentences."""
+        return self._retriever.index
+
+    def swap_retriever(self, retriever: HybridRetriever) -> None:
+        """Serve a new index version; answers already under way finish on the one they began with."""
+        self._retriever = retriever
 
     # -- public -------------------------------------------------------------
 
     def backend(self, name: str) -> LLMBackend:
-        """The generative backend `name` (the HTTP API uses it to rewrite chat follow-ups)."""
+        """The generative backend `name` (loads its model on first use)."""
         return self._backend_factory(name)
 
     def ask(self, question: str, top_k: int | None = None, documents: Iterable[str] | None = None,
             backend: str | None = None) -> Answer:
-        for kind, payload in self.ask_stream(question, top_k, documents, backend):
-            if kind == "done":
-                return payload  # type: ignore[return-value]
+        for event in self.ask_stream(question, top_k, documents, backend):
+            if isinstance(event, Done):
+                return event.answer
         raise RuntimeError("answer stream ended without a result")  # pragma: no cover
 
-    def ask_stream(self, question: str, top_k: int | None = None,
-                   documents: Iterable[str] | None = None, backend: str | None = None) -> Iterator[Event]:
+    def prepare(self, question: str, top_k: int | None = None, documents: Iterable[str] | None = None,
+                retriever: HybridRetriever | None = None) -> Prepared:
+        """Retrieve, pack into the token budget, and judge relevance: the first step of an answer."""
+        hits = (retriever or self._retriever).retrieve(question, top_k or self.settings.top_k, documents)
+        context = pack(hits, self.settings.context_tokens)
+        relevant = bool(context.relevance) and max(context.relevance) >= self.settings.min_relevance
+        return Prepared(question, context, relevant)
+
+    def prompt_tokens(self, question: str, top_k: int | None = None,
+                      documents: Iterable[str] | None = None) -> int:
+        """Tokens (tiktoken cl100k) of the prompt a generative backend would be sent; 0 when the
+        answer is refused on evidence before any model call."""
+        prepared = self.prepare(question, top_k, documents)
+        return sum(count_tokens(m["content"]) for m in prepared.messages()) if prepared.relevant else 0
+
+    def standalone_question(self, conversation: Sequence[ChatMessage],
+                            backend: str | None = None) -> followup.Rewrite:
+        """The conversation's last user message made standalone: by the answering model when it
+        is generative and there is an earlier question, else (or when it cannot load) heuristically."""
         name = backend or self.settings.resolved_backend
-        if name not in BACKENDS:
-            raise UnknownBackend(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+        max_chars = self.settings.max_question_chars
+        llm = None
+        if registry.spec(name).generative and sum(m["role"] == "user" for m in conversation) > 1:
+            try:
+                llm = self.backend(name)
+            except LLMError as exc:
+                rewrite = followup.standalone_question(conversation, None, max_chars=max_chars)
+                return followup.Rewrite(rewrite.question, rewrite.method,
+                                        f"the {name} backend could not rewrite the follow-up ({exc})")
+        return followup.standalone_question(conversation, llm, max_chars=max_chars)
+
+    def ask_stream(self, question: str, top_k: int | None = None,
+                   documents: Iterable[str] | None = None, backend: str | None = None) -> Iterator[AnswerEvent]:
+        name = backend or self.settings.resolved_backend
+        spec = registry.spec(name)
+        retriever = self._retriever  # the whole answer uses one index version
         t0 = time.perf_counter()
         clock = _Clock()
-
-        hits = self.retriever.retrieve(question, top_k or self.settings.top_k, documents)
-        context = pack(hits, self.settings.context_tokens)
+        prepared = self.prepare(question, top_k, documents, retriever)
+        context = prepared.context
         clock.retrieve = _ms(t0)
 
-        verifier = Verifier(context, question, self._similarity)
+        verifier = Verifier(context, question, lambda claim, sources: retriever.similarity(claim, " ".join(sources)))
         usage = Usage()
         warnings: list[str] = []
         model = "none"  # no model is called when nothing retrieved is relevant
-        relevant = bool(context.relevance) and max(context.relevance) >= self.settings.min_relevance
+        used = name
 
-        if not relevant:
-            used = name  # refused on evidence: nothing retrieved is about the question
-        elif name == "extractive":
-            used, model = "extractive", extractive.MODEL
+        if not prepared.relevant:
+            pass  # refused on evidence: nothing retrieved is about the question
+        elif not spec.generative:
+            model = extractive.MODEL
             yield from self._verify_text(extractive.answer_text(context, self.settings.min_relevance),
                                          verifier, clock)
         else:
-            used = name
             try:
                 llm = self._backend_factory(name)
                 model = llm.model
-                generation = yield from self._generate(llm, question, context, verifier, clock)
+                generation = yield from self._generate(llm, prepared, verifier, clock)
                 usage = Usage(prompt_tokens=generation.prompt_tokens,
                               completion_tokens=generation.completion_tokens)
             except (LLMBusy, LLMCrashed):
@@ -120,15 +174,15 @@ class AnswerService:
                 else:
                     log.warning("%s backend failed, answering extractively: %s", name, exc)
                     warnings.append(f"the {name} backend failed ({exc}); answered extractively instead")
-                    used, model = "extractive", extractive.MODEL
+                    used, model = registry.EXTRACTIVE, extractive.MODEL
                     yield from self._verify_text(
                         extractive.answer_text(context, self.settings.min_relevance), verifier, clock)
 
         answerable = bool(verifier.citations)
         text = verifier.answer_text if answerable else self.settings.refusal_message
         if not answerable:
-            yield "delta", text
-        answer = Answer(
+            yield Delta(text)
+        yield Done(Answer(
             answer=text,
             answerable=answerable,
             citations=verifier.citations if answerable else [],
@@ -139,15 +193,14 @@ class AnswerService:
                                verify=round(clock.verify, 2), total=round(_ms(t0), 2)),
             verification=verifier.stats,
             warnings=warnings,
-        )
-        yield "done", answer
+        ))
 
     # -- steps --------------------------------------------------------------
 
-    def _generate(self, llm: LLMBackend, question: str, context: Context, verifier: Verifier,
-                  clock: _Clock) -> Iterator[Event]:
+    def _generate(self, llm: LLMBackend, prepared: Prepared, verifier: Verifier,
+                  clock: _Clock) -> Iterator[AnswerEvent]:
         """Stream the model's answer, verifying and emitting each sentence once it is final."""
-        messages = prompts.answer_messages(question, context.render())
+        messages = prepared.messages()
         buffer = ""  # everything the model said
         pending = ""  # what is not yet verified
         label_checked = False
@@ -178,10 +231,10 @@ class AnswerService:
         yield from self._verify_claims(parse_answer(_strip_label(pending)), verifier, clock)
         return generation or Generation(buffer, llm.model)
 
-    def _verify_text(self, text: str, verifier: Verifier, clock: _Clock) -> Iterator[Event]:
+    def _verify_text(self, text: str, verifier: Verifier, clock: _Clock) -> Iterator[AnswerEvent]:
         yield from self._verify_claims(parse_answer(text), verifier, clock)
 
-    def _verify_claims(self, claims, verifier: Verifier, clock: _Clock) -> Iterator[Event]:
+    def _verify_claims(self, claims: list[Claim], verifier: Verifier, clock: _Clock) -> Iterator[AnswerEvent]:
         for claim in claims:
             t = time.perf_counter()
             kept = verifier.add(claim)
@@ -189,15 +242,12 @@ class AnswerService:
             if kept is None:
                 continue
             for citation in kept.citations:
-                yield "citation", citation
-            yield "delta", (" " if verifier.stats.kept > 1 else "") + kept.text
-
-    def _similarity(self, claim: str, sources: list[str]) -> float:
-        return self.retriever.similarity(claim, " ".join(sources))
+                yield Cited(citation)
+            yield Delta((" " if verifier.stats.kept > 1 else "") + kept.text)
 
 
 def _strip_label(text: str) -> str:
-    """Models sometimes echo the prompt's "Answer:" label."""
+    """Small models sometimes begin with an "Answer:" label of their own (the prompt has none)."""
     stripped = text.lstrip()
     return stripped[len("Answer:"):].lstrip() if stripped.startswith("Answer:") else stripped
 

@@ -25,7 +25,9 @@ from service.api.errors import CatchAllMiddleware, install_error_handlers
 from service.api.limits import BodyLimitMiddleware
 from service.api.runtime import Runtime
 from service.api.schemas import ChatCompletionChunk, DeltaEvent
-from service.settings import Settings, get_settings
+from service.container import Container
+from service.offline import quiet_library_progress
+from service.settings import Settings
 
 DESCRIPTION = """Answers questions over a folder of documents; every claim in an answer cites the exact
 source sentence (document, sentence number, character offsets, quoted text).
@@ -40,11 +42,15 @@ Errors are `{"error": {"message", "type", "code", "param"}}`. With `FOOTNOTE_API
 every route but `/healthz` and the page (`/`, `/static/*`) needs `Authorization: Bearer <key>`."""
 
 
-def create_app(settings: Settings | None = None, answer_service: AnswerService | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, answer_service: AnswerService | None = None,
+               container: Container | None = None) -> FastAPI:
     """The application. Without `answer_service` it opens the index (ingesting first if the
-    corpus changed) in the background at startup; `/readyz` says when it can answer."""
-    settings = settings or get_settings()
-    runtime = Runtime(settings, answer_service)
+    corpus changed) in the background at startup; `/readyz` says when it can answer. Without
+    `settings` (uvicorn --factory) it reads them from the environment: an entry point."""
+    if settings is None:
+        quiet_library_progress()
+        settings = Settings()
+    runtime = Runtime(settings, answer_service, container)
     middleware = []
     origins = settings.cors_origin_list
     if origins:

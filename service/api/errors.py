@@ -1,6 +1,6 @@
 """Every error as JSON in OpenAI's shape, `{"error": {"message", "type", "code", "param"}}`.
 
-Routes raise `ApiError`; the answer pipeline's exceptions are translated by `from_answer_error`;
+Routes raise `ApiError`; every `FootnoteError` is translated by `from_answer_error`;
 framework errors (unknown route, wrong method, invalid body) by the handlers installed here.
 Anything unexpected is logged with its trace and answered with a plain 500 message: a client
 never sees a stack trace.
@@ -18,10 +18,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.answer.service import UnknownBackend
+from service.answer.service import InvalidQuestion
 from service.api.schemas import ErrorResponse
+from service.errors import FootnoteError
 from service.index.hybrid import UnknownDocuments
 from service.llm.base import LLMBusy, LLMCrashed, LLMError, LLMTimeout
+from service.llm.registry import UnknownBackend
 
 log = logging.getLogger("footnote.api")
 
@@ -56,7 +58,7 @@ class ApiError(Exception):
         return JSONResponse(self.body, status_code=self.status, headers=self.headers)
 
 
-class RequestTimeout(Exception):
+class RequestTimeout(FootnoteError):
     """The request ran past FOOTNOTE_REQUEST_TIMEOUT_S."""
 
 
@@ -67,7 +69,7 @@ def error_body(status: int, message: str, code: str | None = None, param: str | 
 
 
 def from_answer_error(exc: BaseException) -> ApiError | None:
-    """The HTTP error for an exception of the answer pipeline; None if it is a bug."""
+    """The HTTP error for a `FootnoteError` (or an `ApiError` as it is); None if it is a bug."""
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, UnknownDocuments):
@@ -82,6 +84,10 @@ def from_answer_error(exc: BaseException) -> ApiError | None:
         return ApiError(502, f"the generative backend failed: {exc}", code="backend_failed")
     if isinstance(exc, UnknownBackend):
         return ApiError(400, str(exc), code="unknown_backend", param="backend")
+    if isinstance(exc, InvalidQuestion):
+        return ApiError(422, f"question: {exc}", param="question")
+    if isinstance(exc, FootnoteError):  # the index or corpus on the server's side
+        return ApiError(503, str(exc), code="unavailable", headers={"Retry-After": "5"})
     return None
 
 

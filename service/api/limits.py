@@ -3,8 +3,12 @@
 The embedded model generates one answer at a time. Requests that need a generative backend take
 a slot from `GenerationQueue`: one runs, up to FOOTNOTE_MAX_QUEUE wait (each at most
 FOOTNOTE_QUEUE_WAIT_S, else 503), and any more are turned away at once with 429. Both carry
-`Retry-After`, estimated from how long recent generations held the slot. Extractive answers
-need no model and skip the queue.
+`Retry-After`, estimated from how long recent generations held the slot. A backend that runs
+no model (the registry says which: extractive) skips the queue.
+
+This is the one gate HTTP requests pass. The embedded backend still serialises its own
+generations (service/llm/embedded.py) for callers outside HTTP; that moves into its worker
+client (issue 9).
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Depends, Request
 from sse_starlette import ServerSentEvent
 
+from service.answer.events import AnswerEvent, Cited, Delta, Done
 from service.answer.models import Answer
 from service.api.auth import bearer_scheme
-from service.api.errors import from_answer_error
 from service.api.runtime import AnswerRun, runtime_of
 from service.api.schemas import ASK_STREAM, AskRequest, DeltaEvent, ErrorResponse
 from service.api.streaming import error_data, sse_response
@@ -49,34 +49,28 @@ def wants_event_stream(request: Request) -> bool:
 async def ask(body: AskRequest, request: Request):
     arrived = time.monotonic()
     runtime = runtime_of(request)
-    question = runtime.check_question(body.question)
-    documents = runtime.check_documents(body.documents)
-    slot = await runtime.admit(body.backend)
-    try:
-        run = runtime.start(slot, question, top_k=body.top_k, documents=documents,
-                            backend=body.backend, arrived=arrived)
-    except BaseException:
-        slot.release()
-        raise
+    run = await runtime.open_run(question=runtime.check_question(body.question), backend=body.backend,
+                                 top_k=body.top_k, documents=runtime.check_documents(body.documents),
+                                 arrived=arrived)
     if body.stream or wants_event_stream(request):
         return sse_response(answer_events(run), run)
-    try:
-        return await run.result(request)
-    except Exception as exc:
-        error = from_answer_error(exc)
-        if error is None:
-            raise
-        raise error from exc
+    return await run.result(request)
+
+
+def _data(event: AnswerEvent) -> str:
+    match event:
+        case Cited(citation=citation):
+            return citation.model_dump_json()
+        case Delta(text=text):
+            return DeltaEvent(text=text).model_dump_json()
+        case Done(answer=answer):
+            return answer.model_dump_json()
 
 
 async def answer_events(run: AnswerRun) -> AsyncIterator[ServerSentEvent]:
     try:
         while (event := await run.next_event()) is not None:
-            kind, payload = event
-            if kind == "delta":
-                yield ServerSentEvent(DeltaEvent(text=payload).model_dump_json(), event="delta")
-            elif kind in ("citation", "done"):
-                yield ServerSentEvent(payload.model_dump_json(), event=kind)  # type: ignore[attr-defined]
+            yield ServerSentEvent(_data(event), event=event.kind)
     except Exception as exc:
         yield ServerSentEvent(error_data(exc), event="error")
     finally:

@@ -15,23 +15,24 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import anyio
 from fastapi import APIRouter, Depends, Request
 from sse_starlette import ServerSentEvent
 
-from service.answer import followup
+from service.answer.events import Delta, Done
 from service.answer.models import Answer
-from service.answer.service import BACKENDS
 from service.api.auth import bearer_scheme
-from service.api.errors import ApiError, from_answer_error
+from service.api.errors import ApiError
 from service.api.routes_ask import ERRORS
 from service.api.runtime import AnswerRun, Runtime, runtime_of
 from service.api.schemas import (
     AssistantMessage,
     ChatChoice,
     ChatCompletion,
+    ChatCompletionChunk,
     ChatCompletionRequest,
     ChatUsage,
+    ChunkChoice,
+    ChunkDelta,
     ErrorResponse,
     FootnoteInfo,
     ModelCard,
@@ -39,7 +40,8 @@ from service.api.schemas import (
     sse_event,
 )
 from service.api.streaming import error_data, sse_response
-from service.llm.base import ChatMessage, LLMError
+from service.llm import registry
+from service.llm.base import ChatMessage
 
 router = APIRouter(tags=["openai"], dependencies=[Depends(bearer_scheme)])
 
@@ -48,18 +50,18 @@ PREFIX = "footnote-"
 
 
 def model_ids(runtime: Runtime) -> list[str]:
-    """`footnote` answers with the default backend; `footnote-<backend>` with that one."""
-    ids = [DEFAULT_MODEL, f"{PREFIX}extractive"]
-    default = runtime.settings.resolved_backend
-    if default != "extractive":
-        ids.append(PREFIX + default)
-    return ids
+    """`footnote` answers with the default backend; `footnote-<backend>` with that one. Listed:
+    the backends that need no model, and the default."""
+    listed = [n for n in registry.NAMES if not registry.spec(n).generative]
+    if runtime.settings.resolved_backend not in listed:
+        listed.append(runtime.settings.resolved_backend)
+    return [DEFAULT_MODEL, *(PREFIX + n for n in listed)]
 
 
 def backend_for(model: str, runtime: Runtime) -> str | None:
     if model == DEFAULT_MODEL:
         return None
-    if model.startswith(PREFIX) and model[len(PREFIX):] in BACKENDS:
+    if model.startswith(PREFIX) and model[len(PREFIX):] in registry.NAMES:
         return model[len(PREFIX):]
     raise ApiError(404, f"The model {model!r} does not exist; use one of: {', '.join(model_ids(runtime))}",
                    code="model_not_found", param="model")
@@ -101,11 +103,16 @@ class _Reply:
             usage=_usage(answer), citations=answer.citations, footnote=self.info(answer),
         )
 
-    def chunk(self, delta: dict, finish_reason: str | None = None, **extra) -> ServerSentEvent:
-        body = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
-                **extra}
-        return ServerSentEvent(json.dumps(body, ensure_ascii=False))
+    def chunk(self, delta: ChunkDelta | None, answer: Answer | None = None,
+              usage: ChatUsage | None = None) -> ServerSentEvent:
+        """One `chat.completion.chunk`: a delta; the final one (`answer` given) with the finish
+        reason, citations and footnote; or, `delta` None, the usage chunk with no choices."""
+        choices = [] if delta is None else [ChunkChoice(delta=delta, finish_reason="stop" if answer else None)]
+        chunk = ChatCompletionChunk(
+            id=self.id, created=self.created, model=self.model, choices=choices, usage=usage,
+            citations=answer.citations if answer else None, footnote=self.info(answer) if answer else None)
+        # json.dumps, as before: the same bytes on the wire (", " separators, UTF-8 as is).
+        return ServerSentEvent(json.dumps(chunk.model_dump(mode="json"), ensure_ascii=False))
 
 
 def _usage(answer: Answer) -> ChatUsage:
@@ -142,61 +149,28 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
     if not users:
         raise ApiError(422, "messages: the conversation has no user message", param="messages")
     runtime.check_question(users[-1]["content"], param="messages")
-    documents = runtime.check_documents(body.documents)
-    slot = await runtime.admit(backend)
-    try:
-        rewrite = await anyio.to_thread.run_sync(_standalone, runtime, conversation, backend)
-        run = runtime.start(slot, rewrite.question, top_k=body.top_k, documents=documents,
-                            backend=backend, arrived=arrived)
-    except BaseException:
-        slot.release()
-        raise
-    reply = _Reply(body.model, rewrite.question, [rewrite.warning] if rewrite.warning else [])
+    run = await runtime.open_run(conversation=conversation, backend=backend, top_k=body.top_k,
+                                 documents=runtime.check_documents(body.documents), arrived=arrived)
+    reply = _Reply(body.model, run.question, run.warnings)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return sse_response(chat_chunks(run, reply, include_usage), run)
-    try:
-        answer = await run.result(request)
-    except Exception as exc:
-        error = from_answer_error(exc)
-        if error is None:
-            raise
-        raise error from exc
-    return reply.completion(answer)
-
-
-def _standalone(runtime: Runtime, conversation: list[ChatMessage], backend: str | None) -> followup.Rewrite:
-    """Rewrite a follow-up with the answering model; heuristically for the extractive backend."""
-    name = backend or runtime.settings.resolved_backend
-    llm = None
-    if name != "extractive" and sum(m["role"] == "user" for m in conversation) > 1:
-        try:
-            llm = runtime.require_service().backend(name)
-        except LLMError as exc:
-            rewrite = followup.standalone_question(conversation, None,
-                                                   max_chars=runtime.settings.max_question_chars)
-            return followup.Rewrite(rewrite.question, rewrite.method,
-                                    f"the {name} backend could not rewrite the follow-up ({exc})")
-    return followup.standalone_question(conversation, llm, max_chars=runtime.settings.max_question_chars)
+    return reply.completion(await run.result(request))
 
 
 async def chat_chunks(run: AnswerRun, reply: _Reply, include_usage: bool) -> AsyncIterator[ServerSentEvent]:
     try:
-        yield reply.chunk({"role": "assistant", "content": ""})
+        yield reply.chunk(ChunkDelta(role="assistant", content=""))
         answer: Answer | None = None
         while (event := await run.next_event()) is not None:
-            kind, payload = event
-            if kind == "delta":
-                yield reply.chunk({"content": payload})
-            elif kind == "done":
-                answer = payload  # type: ignore[assignment]
+            if isinstance(event, Delta):
+                yield reply.chunk(ChunkDelta(content=event.text))
+            elif isinstance(event, Done):
+                answer = event.answer
         assert answer is not None, "the answer stream ended without an answer"
-        yield reply.chunk({}, "stop", citations=[c.model_dump() for c in answer.citations],
-                          footnote=reply.info(answer).model_dump())
+        yield reply.chunk(ChunkDelta(), answer)
         if include_usage:
-            usage = {"id": reply.id, "object": "chat.completion.chunk", "created": reply.created,
-                     "model": reply.model, "choices": [], "usage": _usage(answer).model_dump()}
-            yield ServerSentEvent(json.dumps(usage))
+            yield reply.chunk(None, usage=_usage(answer))
         yield ServerSentEvent("[DONE]")
     except Exception as exc:
         yield ServerSentEvent(error_data(exc))

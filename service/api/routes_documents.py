@@ -23,7 +23,7 @@ def _summary(index: IndexData, doc_id: str) -> DocumentSummary:
 
 @router.get("/v1/documents", response_model=DocumentList, summary="List the indexed documents")
 async def list_documents(request: Request) -> DocumentList:
-    index = runtime_of(request).require_service().retriever.index
+    index = runtime_of(request).require_service().index
     return DocumentList(data=[_summary(index, d) for d in sorted(index.manifest)])
 
 
@@ -33,7 +33,7 @@ async def list_documents(request: Request) -> DocumentList:
     responses={404: {"model": ErrorResponse, "description": "no document with this id"}},
 )
 async def get_document(document_id: str, request: Request) -> DocumentDetail:
-    index = runtime_of(request).require_service().retriever.index
+    index = runtime_of(request).require_service().index
     if document_id not in index.manifest:
         raise ApiError(404, f"no document {document_id!r} (see GET /v1/documents)",
                        code="unknown_document", param="document_id")

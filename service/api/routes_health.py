@@ -30,7 +30,7 @@ async def readyz(request: Request) -> Readiness:
     reason = runtime.not_ready_reason()
     if reason:
         raise ApiError(503, f"not ready: {reason}", code="not_ready", headers={"Retry-After": "5"})
-    index = runtime.service.retriever.index  # type: ignore[union-attr]
+    index = runtime.require_service().index
     backend = runtime.backend
     detail = backend.detail if backend.usable else f"{backend.detail}; answering extractively instead"
     return Readiness(documents=len(index.manifest), sentences=len(index.sentences),

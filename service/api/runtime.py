@@ -11,41 +11,45 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
 from fastapi import FastAPI, Request
 
+from service.answer.events import AnswerEvent, Done
 from service.answer.models import Answer
 from service.answer.service import AnswerService, InvalidQuestion, clean_question
-from service.api.errors import ApiError, RequestTimeout
+from service.api.errors import ApiError, RequestTimeout, from_answer_error
 from service.api.limits import NO_SLOT, GenerationQueue, Slot
-from service.llm.base import LLMBackend
+from service.container import Container
+from service.llm import registry
+from service.llm.base import ChatMessage, LLMBackend
 from service.settings import Settings
 
 log = logging.getLogger("footnote.api")
 
-Event = tuple[str, object]
-_END = object()
 
-
-def _next(events: Iterator[Event]) -> object:
-    return next(events, _END)
+def _next(events: Iterator[AnswerEvent]) -> AnswerEvent | None:
+    return next(events, None)
 
 
 class AnswerRun:
-    """One answer in progress: the event generator, its generation slot and its deadline."""
+    """One answer in progress: the event generator, its generation slot and its deadline, and
+    the question it answers (a chat follow-up rewritten) with any warnings about that."""
 
-    def __init__(self, events: Iterator[Event], slot: Slot, deadline: float, timeout_s: float) -> None:
+    def __init__(self, events: Iterator[AnswerEvent], slot: Slot, deadline: float, timeout_s: float,
+                 question: str, warnings: list[str] | None = None) -> None:
         self._events = events
         self._slot = slot
         self._deadline = deadline
         self._timeout_s = timeout_s
+        self.question = question
+        self.warnings = warnings or []
         self.closed = False
 
-    async def next_event(self) -> Event | None:
+    async def next_event(self) -> AnswerEvent | None:
         """The next event, or None at the end. Raises the pipeline's errors, or RequestTimeout."""
         if self.closed:
             return None
@@ -53,25 +57,29 @@ class AnswerRun:
             await self.close()
             raise RequestTimeout(f"the answer took longer than {self._timeout_s:g} s (FOOTNOTE_REQUEST_TIMEOUT_S)")
         try:
-            item = await anyio.to_thread.run_sync(_next, self._events)
+            event = await anyio.to_thread.run_sync(_next, self._events)
         except BaseException:
             await self.close()
             raise
-        if item is _END:
+        if event is None:
             await self.close()
-            return None
-        return item  # type: ignore[return-value]
+        return event
 
     async def result(self, request: Request | None = None) -> Answer:
-        """Drain the run to its answer; stop early if the client disconnects."""
+        """Drain the run to its answer; stop early if the client disconnects. The pipeline's
+        errors arrive as `ApiError`s."""
         try:
             while (event := await self.next_event()) is not None:
-                kind, payload = event
-                if kind == "done":
-                    return payload  # type: ignore[return-value]
+                if isinstance(event, Done):
+                    return event.answer
                 if request is not None and await request.is_disconnected():
                     log.info("client disconnected; generation stopped")
                     raise ApiError(499, "the client closed the request", code="client_closed")
+        except Exception as exc:
+            error = from_answer_error(exc)
+            if error is None or error is exc:
+                raise
+            raise error from exc
         finally:
             await self.close()
         raise RuntimeError("the answer stream ended without an answer")  # pragma: no cover
@@ -99,8 +107,10 @@ class BackendState:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, service: AnswerService | None = None) -> None:
+    def __init__(self, settings: Settings, service: AnswerService | None = None,
+                 container: Container | None = None) -> None:
         self.settings = settings
+        self.container = container or Container(settings)
         self.service = service
         self.index_error: str | None = None
         self.backend = BackendState(settings.resolved_backend)
@@ -121,7 +131,6 @@ class Runtime:
     async def follow_index(self, every_s: float = 2.0) -> None:
         """Swap in a new index version when `footnote ingest` publishes one (CURRENT changes),
         so documents added while the service runs become answerable without a restart."""
-        from service.index.loader import open_retriever
         from service.index.store import current_folder
 
         while True:
@@ -133,24 +142,22 @@ class Runtime:
                 live = current_folder(self.settings.data_dir).name
             except Exception:  # no index or a broken pointer: keep serving what we have
                 continue
-            if live == service.retriever.index.folder.name:
+            if live == service.index.folder.name:
                 continue
             try:
-                retriever = await anyio.to_thread.run_sync(open_retriever, self.settings, abandon_on_cancel=True)
+                retriever = await anyio.to_thread.run_sync(self.container.open_retriever, abandon_on_cancel=True)
             except Exception:
                 log.exception("could not load the new index %s; still serving the previous one", live)
                 continue
-            service.retriever = retriever  # requests in flight finish on the index they started with
+            service.swap_retriever(retriever)  # requests in flight finish on the index they started with
             log.info("now serving index %s (%d sentences)", live, len(retriever.index.sentences))
 
     async def warm_up(self) -> None:
         """Open the index (unless a service was given), then load the default backend."""
         if self.service is None:
-            from service.container import answer_service
-
             try:
                 self.service = await anyio.to_thread.run_sync(
-                    lambda: answer_service(self.settings, quiet=True), abandon_on_cancel=True)
+                    lambda: self.container.answer_service(quiet=True), abandon_on_cancel=True)
             except Exception as exc:
                 log.exception("could not load the index")
                 self.index_error = f"the index could not be loaded: {exc}"
@@ -164,7 +171,7 @@ class Runtime:
             if self.backend.usable is not None or self.service is None:
                 return
             name = self.backend.name
-            if name == "extractive":
+            if not registry.spec(name).generative:
                 self.backend.usable, self.backend.detail = True, "no model needed"
                 return
             try:
@@ -206,25 +213,36 @@ class Runtime:
         if documents is None:
             return None
         docs = list(dict.fromkeys(documents))
-        known = self.require_service().retriever.index.manifest
+        known = self.require_service().index.manifest
         unknown = [d for d in docs if d not in known]
         if unknown:
             raise ApiError(404, f"unknown document id(s): {', '.join(unknown)} (see GET /v1/documents)",
                            code="unknown_document", param="documents")
         return docs
 
-    async def admit(self, backend: str | None) -> Slot:
-        """A generation slot when the backend generates (queued, bounded); none for extractive."""
-        self.require_service()
+    async def open_run(self, *, backend: str | None, top_k: int | None, documents: list[str] | None,
+                       arrived: float, question: str | None = None,
+                       conversation: Sequence[ChatMessage] | None = None) -> AnswerRun:
+        """Take a generation slot (queued, bounded; none for a backend that runs no model), then
+        begin answering `question`, or the conversation's last question made standalone (with
+        the model, so inside the slot). Nothing is generated until the first `next_event`; the
+        run owns the slot from here on."""
+        service = self.require_service()
         name = backend or self.settings.resolved_backend
-        return NO_SLOT if name == "extractive" else await self.queue.acquire()
-
-    def start(self, slot: Slot, question: str, *, top_k: int | None, documents: list[str] | None,
-              backend: str | None, arrived: float) -> AnswerRun:
-        """Begin answering (nothing runs until the first `next_event`); the run owns `slot`."""
-        events = self.require_service().ask_stream(question, top_k, documents, backend)
+        slot = await self.queue.acquire() if registry.spec(name).generative else NO_SLOT
+        try:
+            warnings: list[str] = []
+            if conversation is not None:
+                rewrite = await anyio.to_thread.run_sync(service.standalone_question, conversation, backend)
+                question = rewrite.question
+                warnings = [rewrite.warning] if rewrite.warning else []
+            assert question is not None, "give a question or a conversation"
+            events = service.ask_stream(question, top_k, documents, backend)
+        except BaseException:
+            slot.release()
+            raise
         timeout = self.settings.request_timeout_s
-        return AnswerRun(events, slot, arrived + timeout, timeout)
+        return AnswerRun(events, slot, arrived + timeout, timeout, question, warnings)
 
 
 def runtime_of(request: Request) -> Runtime:

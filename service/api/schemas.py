@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer
 
 from service.answer.models import Answer, Citation
+from service.llm.registry import NAMES
 
-Backend = Literal["embedded", "openai", "extractive"]
+Backend = Literal[NAMES]  # type: ignore[valid-type]  # the registry's names
 
 EXAMPLE_QUESTION = "How many countries pledged to ensure Ukraine's security?"
 EXAMPLE_CITATION = {
@@ -208,9 +209,19 @@ class ChatCompletion(BaseModel):
     footnote: FootnoteInfo
 
 
+def _without(data: dict, names: tuple[str, ...]) -> dict:
+    return {k: v for k, v in data.items() if k not in names or v is not None}
+
+
 class ChunkDelta(BaseModel):
+    """Carries only what changed: `role` on the first chunk, `content` after, nothing at the end."""
+
     role: Literal["assistant"] | None = None
     content: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict:
+        return _without(handler(self), ("role", "content"))
 
 
 class ChunkChoice(BaseModel):
@@ -232,6 +243,10 @@ class ChatCompletionChunk(BaseModel):
     usage: ChatUsage | None = None
     citations: list[Citation] | None = None
     footnote: FootnoteInfo | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict:
+        return _without(handler(self), ("usage", "citations", "footnote"))
 
 
 class ModelCard(BaseModel):

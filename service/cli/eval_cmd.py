@@ -11,7 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from service.settings import get_settings
+from service.cli import UsageError
+from service.llm.registry import NAMES
+from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATASET = ROOT / "evals" / "seeds_gold.jsonl"
@@ -25,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="gold set, JSON Lines (default: evals/seeds_gold.jsonl)")
     p.add_argument("--docs", type=Path, default=None,
                    help="its documents (default: seeds/ for the seed set, else docs/ next to the dataset)")
-    p.add_argument("--backend", choices=["embedded", "openai", "extractive"], default=None,
+    p.add_argument("--backend", choices=NAMES, default=None,
                    help="answer with this backend (default FOOTNOTE_LLM, or auto)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write report.json and report.md")
     p.add_argument("--baseline", type=Path, default=None,
@@ -39,11 +41,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
-
-
 def _docs_for(dataset: Path, docs: Path | None) -> Path | None:
     if docs is not None:
         return docs
@@ -53,46 +50,37 @@ def _docs_for(dataset: Path, docs: Path | None) -> Path | None:
     return nearby if nearby.is_dir() else None
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     from service.evals import report as rep
     from service.evals.dataset import load_dataset
     from service.evals.runner import build_service, run_eval
-    from service.index.hybrid import UnknownDocuments
-    from service.index.store import IngestBusy, IndexCorrupt, IndexMissing
-    from service.ingest.corpus import CorpusError
-    from service.llm.base import LLMError
 
-    settings = get_settings()
     dataset = args.dataset or DEFAULT_DATASET
     docs = _docs_for(dataset, args.docs)
     if docs is None:
-        return _error(f"no documents for {dataset}: pass --docs DIR")
+        raise UsageError(f"no documents for {dataset}: pass --docs DIR")
     if args.limit is not None and args.limit < 1:
-        return _error("--limit must be at least 1")
+        raise UsageError("--limit must be at least 1")
     if args.top_k is not None and args.top_k < 1:
-        return _error("--top-k must be at least 1")
+        raise UsageError("--top-k must be at least 1")
     backend = args.backend or settings.resolved_backend
     try:
         thresholds = rep.load_thresholds(args.thresholds or rep.DEFAULT_THRESHOLDS)
         items = load_dataset(dataset)
         baseline = json.loads(args.baseline.read_text(encoding="utf-8")) if args.baseline else None
     except (OSError, ValueError) as exc:  # tomllib/json decode errors are ValueErrors
-        return _error(str(exc))
+        raise UsageError(str(exc)) from exc
     if not items:
-        return _error(f"{dataset} has no items")
+        raise UsageError(f"{dataset} has no items")
 
     def progress(i: int, n: int, record: dict) -> None:
         if not args.quiet and sys.stderr.isatty():
             print(f"\r[{i}/{n}] {record['id'][:40]:<40}", end="" if i < n else "\n",
                   file=sys.stderr, flush=True)
 
-    try:
-        service = build_service(settings, docs, backend=backend, quiet=args.quiet)
-        run_ = run_eval(items, service, backend=backend, top_k=args.top_k, limit=args.limit,
-                        use_doc_ids=not args.whole_corpus, progress=progress)
-    except (CorpusError, IngestBusy, IndexCorrupt, IndexMissing, UnknownDocuments, LLMError,
-            ValueError) as exc:
-        return _error(str(exc))
+    service = build_service(settings, docs, backend=backend, quiet=args.quiet)
+    run_ = run_eval(items, service, backend=backend, top_k=args.top_k, limit=args.limit,
+                    use_doc_ids=not args.whole_corpus, progress=progress)
 
     s = service.settings
     report = rep.build_report(

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from service.settings import get_settings
+from service.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,23 +16,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from service.index.store import IngestBusy
-    from service.ingest.corpus import CorpusError
-    from service.ingest.pipeline import ingest
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from service.container import Container
 
-    settings = get_settings()
-    docs = args.docs or settings.docs_dir
+    if args.docs is not None:
+        settings = settings.model_copy(update={"docs_dir": args.docs})
 
     def progress(message: str) -> None:
         if not args.quiet or message.startswith("warning"):
             print(message, file=sys.stderr, flush=True)
 
-    try:
-        report = ingest(docs, settings.data_dir, progress, settings.embed_batch_size, settings.embed_threads)
-    except (CorpusError, IngestBusy) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    report = Container(settings).ingest(progress)
     if report.up_to_date:
         print(f"index is up to date: {report.documents} documents, {report.sentences} sentences "
               f"({report.seconds * 1000:.0f} ms)")

@@ -1,4 +1,5 @@
-"""Entry point of the `footnote` command: parses arguments and dispatches to a command."""
+"""Entry point of the `footnote` command: parses arguments, reads the settings once, dispatches
+to a command, and reports any `FootnoteError` as one `error:` line with exit status 2."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from service.cli import ask_cmd, eval_cmd, ingest_cmd, search_cmd, serve_cmd
+from service.errors import FootnoteError
+from service.offline import quiet_library_progress
+from service.settings import Settings
 
 # Each command module registers its own subparser and does its work through the services.
 COMMANDS = [ingest_cmd, search_cmd, ask_cmd, serve_cmd, eval_cmd]
@@ -25,8 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_library_progress()
     try:
-        return int(args.run(args) or 0)
+        return int(args.run(args, Settings()) or 0)
+    except FootnoteError as exc:
+        hint = f" ({exc.hint})" if exc.hint else ""
+        print(f"error: {exc}{hint}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

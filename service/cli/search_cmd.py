@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from service.settings import get_settings
+from service.cli import UsageError
+from service.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,24 +19,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from service.index.hybrid import UnknownDocuments
-    from service.index.loader import open_retriever
-    from service.index.store import IndexCorrupt, IndexMissing
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from service.answer.service import clean_question
+    from service.container import Container
 
-    settings = get_settings()
+    question = clean_question(args.question, settings.max_question_chars)
     top_k = settings.top_k if args.top_k is None else args.top_k
-    if top_k < 1 or not args.question.strip():
-        print("error: give a non-empty question and --top-k of at least 1", file=sys.stderr)
-        return 2
-    try:
-        hits = open_retriever(settings).retrieve(args.question, top_k, args.documents)
-    except (IndexMissing, IndexCorrupt) as exc:
-        print(f"error: {exc} (run `footnote ingest`)", file=sys.stderr)
-        return 2
-    except UnknownDocuments as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if top_k < 1:
+        raise UsageError("--top-k must be at least 1")
+    hits = Container(settings).open_retriever().retrieve(question, top_k, args.documents)
     if args.json:
         results = [{**h.sentence.to_dict(), "score": round(h.score, 6)} for h in hits]
         results = [

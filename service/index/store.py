@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from service.errors import FootnoteError
 from service.index.embedding import DIMENSION, MODEL_ID
 from service.records import Sentence
 
@@ -31,15 +32,17 @@ FORMAT_VERSION = 2  # bump when the layout or the segmentation changes: old inde
 CURRENT = "CURRENT"
 
 
-class IndexMissing(Exception):
+class IndexMissing(FootnoteError):
     """No index has been built yet."""
 
 
-class IndexCorrupt(Exception):
+class IndexCorrupt(FootnoteError):
     """The index on disk is unreadable or was written by an incompatible version."""
 
+    hint = "run `footnote ingest`"
 
-class IngestBusy(Exception):
+
+class IngestBusy(FootnoteError):
     """Another ingest holds the lock."""
 
 
@@ -133,6 +136,69 @@ def load(data_dir: Path) -> IndexData:
     if embeddings.shape != (len(sentences), DIMENSION) or meta.get("sentences") != len(sentences):
         raise IndexCorrupt(f"index in {folder} is inconsistent (sentence and vector counts differ)")
     return IndexData(folder, manifest, texts, sentences, embeddings)
+
+
+class IndexBuilder:
+    """The rows of a new version, document by document: sentences and their embeddings.
+
+    A document unchanged since `previous` keeps its sentences and vectors (rows copied); a new
+    or changed one is added with its sentences and embedded later, all at once, through
+    `embed`. The manifest's `first`/`count` rows are this class's bookkeeping alone.
+    """
+
+    def __init__(self, previous: IndexData | None = None) -> None:
+        self.previous = previous
+        self.manifest: dict[str, DocEntry] = {}
+        self.texts: dict[str, str] = {}
+        self.sentences: list[Sentence] = []
+        self._vectors: list[np.ndarray] = []
+        self._to_embed: list[tuple[int, list[Sentence]]] = []  # (index into _vectors, sentences)
+
+    def reusable(self, doc_id: str, sha256: str) -> bool:
+        """Whether the previous version holds this document with the same content."""
+        old = self.previous.manifest.get(doc_id) if self.previous is not None else None
+        return old is not None and old.sha256 == sha256
+
+    def keep(self, doc_id: str, text: str, size: int, mtime_ns: int) -> None:
+        """Carry an unchanged document over from the previous version (no embedding)."""
+        assert self.previous is not None
+        old = self.previous.manifest[doc_id]
+        self._vectors.append(self.previous.embeddings[old.first : old.first + old.count])
+        self._add(doc_id, text, old.sha256, size, mtime_ns, self.previous.sentences_of(doc_id))
+
+    def add(self, doc_id: str, text: str, sha256: str, size: int, mtime_ns: int,
+            sentences: list[Sentence]) -> None:
+        """A new or changed document; its sentences are embedded by `embed`."""
+        self._to_embed.append((len(self._vectors), sentences))
+        self._vectors.append(np.empty((0, DIMENSION), dtype=np.float32))  # filled by embed()
+        self._add(doc_id, text, sha256, size, mtime_ns, sentences)
+
+    def _add(self, doc_id: str, text: str, sha256: str, size: int, mtime_ns: int,
+             sentences: list[Sentence]) -> None:
+        self.manifest[doc_id] = DocEntry(sha256, size, mtime_ns, len(self.sentences), len(sentences))
+        self.texts[doc_id] = text
+        self.sentences.extend(sentences)
+
+    @property
+    def pending(self) -> list[str]:
+        """The texts still to embed, in the order `embed` expects their vectors."""
+        return [s.text for _, group in self._to_embed for s in group]
+
+    def embed(self, vectors: np.ndarray) -> None:
+        """Fill in the vectors of `pending`, in that order."""
+        offset = 0
+        for slot, group in self._to_embed:
+            self._vectors[slot] = vectors[offset : offset + len(group)]
+            offset += len(group)
+        self._to_embed = []
+
+    def embeddings(self) -> np.ndarray:
+        if self._to_embed:
+            raise RuntimeError("embed() the pending sentences first")
+        return np.concatenate(self._vectors) if self._vectors else np.zeros((0, DIMENSION), np.float32)
+
+    def write(self, data_dir: Path, write_bm25) -> Path:  # noqa: ANN001 - see write()
+        return write(data_dir, self.manifest, self.texts, self.sentences, self.embeddings(), write_bm25)
 
 
 @contextmanager

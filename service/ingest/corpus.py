@@ -6,10 +6,12 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.errors import FootnoteError
+
 SUFFIXES = {".txt", ".md"}
 
 
-class CorpusError(Exception):
+class CorpusError(FootnoteError):
     """The corpus folder itself is unusable (missing, empty); the message says what to do."""
 
 

@@ -8,13 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from service.index import store
+from service.index.embedding import MiniLMEncoder
 from service.index.store import DocEntry, IndexCorrupt, IndexMissing
 from service.ingest.corpus import CorpusError, SourceFile, list_sources, read_document, sha256_bytes
 from service.ingest.segment import segment
-from service.records import Sentence
 
 log = logging.getLogger("footnote.ingest")
 
@@ -50,8 +48,12 @@ def _quick_unchanged(sources: list[SourceFile], old: dict[str, DocEntry]) -> boo
 
 
 def ingest(docs_dir: Path, data_dir: Path, progress: Progress | None = None,
-           batch_size: int = 64, threads: int = 0) -> IngestReport:
-    """Bring the index in `data_dir` up to date with `docs_dir`. Raises CorpusError."""
+           batch_size: int = 64, threads: int = 0,
+           encoder: Callable[[], MiniLMEncoder] | None = None) -> IngestReport:
+    """Bring the index in `data_dir` up to date with `docs_dir`. Raises CorpusError.
+
+    `encoder()` gives the embedding encoder, asked only when something must be embedded
+    (the container passes its own; by default a new one with `threads`)."""
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
     report = IngestReport()
@@ -77,68 +79,48 @@ def ingest(docs_dir: Path, data_dir: Path, progress: Progress | None = None,
             say(f"warning: {exc}")
             old_manifest = {}
 
-        manifest: dict[str, DocEntry] = {}
-        texts: dict[str, str] = {}
-        sentences: list[Sentence] = []
-        vectors: list[np.ndarray] = []
-        to_embed: list[tuple[int, list[Sentence]]] = []  # (index into vectors, sentences)
-
+        builder = store.IndexBuilder(previous)
         for i, src in enumerate(sources, start=1):
             doc, reason = read_document(src)
             if doc is None:
                 report.skipped.append(reason)
                 say(f"warning: {reason}")
                 continue
-            old = old_manifest.get(src.doc_id)
-            first = len(sentences)
-            if previous is not None and old is not None and old.sha256 == doc.sha256:
-                doc_sentences = previous.sentences_of(src.doc_id)
-                vectors.append(previous.embeddings[old.first : old.first + old.count])
+            if builder.reusable(src.doc_id, doc.sha256):
+                builder.keep(doc.doc_id, doc.text, src.size, src.mtime_ns)
                 report.unchanged += 1
             else:
                 doc_sentences = segment(doc.doc_id, doc.text)
                 if not doc_sentences:
                     report.skipped.append(f"skipped {src.doc_id}: no sentences in it")
                     continue
-                to_embed.append((len(vectors), doc_sentences))
-                vectors.append(np.empty((0, 0), dtype=np.float32))  # filled below
-                (report.changed if old is not None else report.added).append(src.doc_id)
-            sentences.extend(doc_sentences)
-            texts[doc.doc_id] = doc.text
-            manifest[doc.doc_id] = DocEntry(doc.sha256, src.size, src.mtime_ns, first, len(doc_sentences))
+                builder.add(doc.doc_id, doc.text, doc.sha256, src.size, src.mtime_ns, doc_sentences)
+                (report.changed if src.doc_id in old_manifest else report.added).append(src.doc_id)
             if i % 100 == 0 or i == len(sources):
-                say(f"read {i}/{len(sources)} files, {len(sentences)} sentences")
-        report.removed = sorted(set(old_manifest) - set(manifest))
+                say(f"read {i}/{len(sources)} files, {len(builder.sentences)} sentences")
+        report.removed = sorted(set(old_manifest) - set(builder.manifest))
 
-        if not manifest:
+        if not builder.manifest:
             raise _no_documents(docs_dir, report)
 
-        pending = [s.text for _, group in to_embed for s in group]
+        pending = builder.pending
         if pending:
-            from service.index.embedding import get_encoder
-
             say(f"embedding {len(pending)} sentences")
-            encoded = get_encoder(threads).encode(
+            builder.embed((encoder or (lambda: MiniLMEncoder(threads)))().encode(
                 pending, batch_size=batch_size,
                 on_batch=lambda done, total: say(f"embedded {done}/{total} sentences")
                 if done == total or (done // batch_size) % 20 == 0 else None,
-            )
-            offset = 0
-            for slot, group in to_embed:
-                vectors[slot] = encoded[offset : offset + len(group)]
-                offset += len(group)
+            ))
             report.embedded = len(pending)
 
-        embeddings = np.concatenate(vectors) if vectors else np.zeros((0, 384), np.float32)
         say("building keyword index")
         from service.index import keyword
 
-        bm25 = keyword.build(sentences)
-        store.write(data_dir, manifest, texts, sentences, embeddings,
-                    lambda folder: bm25.persist(str(folder), show_progress=False))
+        bm25 = keyword.build(builder.sentences)
+        builder.write(data_dir, lambda folder: bm25.persist(str(folder), show_progress=False))
         store.remove_stale(data_dir)
-        report.documents = len(manifest)
-        report.sentences = len(sentences)
+        report.documents = len(builder.manifest)
+        report.sentences = len(builder.sentences)
         report.seconds = time.perf_counter() - t0
         return report
 

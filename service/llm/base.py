@@ -6,6 +6,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypedDict
 
+from service.errors import FootnoteError
+
 
 class ChatMessage(TypedDict):
     role: str  # "system" | "user" | "assistant"
@@ -22,7 +24,7 @@ class Generation:
     completion_tokens: int = 0
 
 
-class LLMError(Exception):
+class LLMError(FootnoteError):
     """The backend failed after its retries; the message is safe to show a user."""
 
 

@@ -26,7 +26,7 @@ from service.llm.base import ChatMessage, Generation, LLMBusy, LLMError, LLMTime
 from service.llm.model_files import MODEL_FILENAME, ensure_model
 from service.llm.prefix_states import PrefixStates
 from service.llm.worker_client import WorkerBackend
-from service.settings import Settings, get_settings
+from service.settings import Settings
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -295,14 +295,13 @@ _backend: WorkerBackend | None = None
 _backend_lock = threading.Lock()
 
 
-def get_embedded_backend(settings: Settings | None = None) -> WorkerBackend:
+def get_embedded_backend(settings: Settings) -> WorkerBackend:
     """The process-wide embedded backend: the model runs in a worker process, started on the
     first call (seconds; once) and restarted whenever it dies."""
     global _backend
     with _backend_lock:
         if _backend is None:
-            settings = settings or get_settings()
-            path = ensure_model()
+            path = ensure_model(settings)
             name = DEFAULT_MODEL_NAME if settings.model_path is None else path.stem
             _backend = WorkerBackend(
                 worker_command(path, name, settings), model=name,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from service.llm.base import LLMError
-from service.settings import get_settings
+from service.settings import Settings
 
 MODEL_FILENAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 EXPECTED_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
@@ -36,9 +36,8 @@ class ModelFileError(LLMError):
     """The model file is missing, incomplete or corrupt."""
 
 
-def ensure_model(progress: bool = True) -> Path:
+def ensure_model(settings: Settings, progress: bool = True) -> Path:
     """Return the GGUF path: the configured override, or the assembled default (built once)."""
-    settings = get_settings()
     if settings.model_path is not None:
         return _checked_override(Path(settings.model_path))
     target = Path(settings.data_dir) / "models" / MODEL_FILENAME
@@ -211,7 +210,7 @@ def _progress_bar(total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
     except ImportError:
         tqdm = None
     if tqdm is not None:
-        # disable=False: service.offline sets TQDM_DISABLE=1 to mute library bars, not ours.
+        # disable=False: the entry points set TQDM_DISABLE=1 to mute library bars, not ours.
         with tqdm(
             total=total,
             unit="B",

@@ -5,6 +5,7 @@ import re
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
+from service.answer.events import Cited, Delta, Done
 from service.llm.base import LLMBusy, LLMError, LLMTimeout
 
 Q = "How many countries pledged to guarantee Ukraine's security?"
@@ -85,15 +86,16 @@ def test_stream_sends_each_citation_once_before_its_marker_and_done_matches(make
     service = make_service(scripted(reply))
     events = list(service.ask_stream(Q))
     seen, text = set(), ""
-    for kind, payload in events:
-        if kind == "citation":
-            assert payload.n not in seen
-            seen.add(payload.n)
-        elif kind == "delta":
-            text += payload
+    for event in events:
+        if isinstance(event, Cited):
+            assert event.citation.n not in seen
+            seen.add(event.citation.n)
+        elif isinstance(event, Delta):
+            text += event.text
             assert {int(n) for n in re.findall(r"\[(\d+)\]", text)} <= seen
-    done = events[-1][1]
-    assert events[-1][0] == "done" and done.answer == text and len(done.citations) == 2
+    assert isinstance(events[-1], Done) and [isinstance(e, Done) for e in events].count(True) == 1
+    done = events[-1].answer
+    assert done.answer == text and len(done.citations) == 2
     assert done.model_dump(exclude={"timings_ms"}) == service.ask(Q).model_dump(exclude={"timings_ms"})
 
 
@@ -141,3 +143,14 @@ def test_questions_are_stripped_and_bounded():
         clean_question(" \t\n", 10)
     with pytest.raises(InvalidQuestion, match="limit is 5"):
         clean_question("too long a question", 5)
+
+
+def test_prompt_tokens_counts_the_prompt_the_model_is_sent(make_service, scripted):
+    from service.answer.context import count_tokens
+
+    model = scripted("26 countries had pledged to ensure Ukraine's security [1].")
+    service = make_service(model)
+    service.ask(Q)
+    (sent,) = model.calls
+    assert service.prompt_tokens(Q) == sum(count_tokens(m["content"]) for m in sent) > 0
+    assert make_service(model, min_relevance=0.99).prompt_tokens("What is the boiling point of water?") == 0

@@ -6,13 +6,8 @@ import re
 
 import pytest
 
-from service.cli.main import main
+from tests.cli.support import run
 
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_ingest_then_up_to_date(use_settings, make_corpus, tmp_path, capsys):

@@ -7,22 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from service.cli.main import main
+from tests.cli.support import run
 
 SEED_DOC_ID = "000_f586ed492cfdf968.txt"
 SEED_TEXT = (Path(__file__).resolve().parents[2] / "seeds" / SEED_DOC_ID).read_text(encoding="utf-8")
 QUESTION = "How many countries pledged to guarantee Ukraine's security?"
 
 
-@pytest.fixture()
-def seeded(use_settings, seed_settings):
-    use_settings(data_dir=seed_settings.data_dir, docs_dir=seed_settings.docs_dir)
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_json_output_schema(seeded, capsys):
@@ -90,7 +81,8 @@ def test_damaged_index_is_a_readable_error(use_settings, make_corpus, tmp_path, 
     assert err.startswith("error: ") and "footnote ingest" in err
 
 
-@pytest.mark.parametrize("argv", [["search", "   "], ["search", "oil", "--top-k", "-1"], ["search", "oil", "--top-k", "0"]])
+@pytest.mark.parametrize("argv", [["search", "   "], ["search", "oil", "--top-k", "-1"], ["search", "oil", "--top-k", "0"],
+                                  ["search", "oil " * 600]])  # longer than FOOTNOTE_MAX_QUESTION_CHARS
 def test_invalid_arguments_exit_2(seeded, capsys, argv):
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == "" and "error" in err

