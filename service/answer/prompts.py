@@ -1,5 +1,6 @@
-"""Prompt templates live as files in `service/prompts/` (package data, so an installed wheel has
-them too); this module only reads and fills them. Files are read once per process: they are
+"""Prompt templates live as files in the repository's top-level `prompts/`; `service/prompts` is a
+link to it, so they are package data and an installed wheel has them too. This module only reads
+and fills them. Files are read once per process: they are
 part of the installed code, not configuration."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from string import Template
 
 from service.llm.base import ChatMessage
 
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "prompts"  # service/prompts/
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / "prompts"  # service/prompts -> ../prompts
 
 
 @lru_cache(maxsize=32)
