@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(256, ge=16, le=4096)
     llm_fallback: bool = True
     context_tokens: int = Field(1200, ge=128)
+    # Whole documents up to this many tokens go into the prompt instead of retrieved sentences
+    # (their processed prefix is saved and reused: later questions cost only their own tokens)
+    document_context_tokens: int = Field(1200, ge=0)
     model_path: Path | None = None  # a GGUF file to use instead of the assembled default
     llm_threads: int = Field(0, ge=0, description="llama.cpp threads; 0 = all cores")
     llm_context_window: int = Field(4096, ge=512)
@@ -42,6 +45,10 @@ class Settings(BaseSettings):
     llm_extra_buffers: Literal["auto", "on", "off"] = "auto"
     llm_state_cache_mb: int = Field(512, ge=0, description="saved prompt states (document prefixes)")
     min_relevance: float = Field(0.25, description="best dense score below which we refuse")
+    # The answer check (service/answer/answerability.py): a generative answer whose estimated
+    # probability of being right is below the threshold is refused. Higher: refuse more.
+    answer_check: bool = True
+    answer_threshold: float = Field(0.5, ge=0.0, le=1.0)
     refusal_message: str = DEFAULT_REFUSAL
 
     # OpenAI-compatible backend (standard variable names, as the openai client reads them)

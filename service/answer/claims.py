@@ -12,9 +12,14 @@ MARKER = re.compile(r"\s*\[(\d+(?:\s*(?:,|-|–|and)\s*\d+)*)\]")
 LEADING_MARKERS = re.compile(r"^(?:\s*\[\d+(?:\s*(?:,|-|–|and)\s*\d+)*\])+")
 
 # What a model says when the context lacks the answer: our marker, and the usual phrasings.
+# Only statements about the sources count: "Macron did not specify the number" is an answer
+# (to "Did Macron give the number of soldiers?"), "the sentences do not specify it" is not.
+_SOURCE = r"(?:sentences?|texts?|documents?|context|passages?|information|sources?)"
 REFUSAL = re.compile(
-    r"\bNOT[ _]FOUND\b|\b(?:do|does|did) not (?:contain|mention|say|state|specify|provide|include)\b"
-    r"|\bnot (?:mentioned|specified|stated|provided|given|available)\b|\bno (?:information|mention)\b"
+    r"\bNOT[ _]FOUND\b"
+    rf"|\b{_SOURCE}\b[^.]*?\b(?:do|does|did) not (?:contain|mention|say|state|specify|provide|include|answer)\b"
+    rf"|\bnot (?:mentioned|specified|stated|provided|given|available)(?: in the {_SOURCE})?\s*[.!]?$"
+    r"|\bno (?:information|mention)\b"
     r"|\bcannot (?:answer|be answered|find|determine)\b|\bcan't (?:answer|find|determine)\b"
     r"|\bunable to (?:answer|find|determine)\b|\bdon't (?:know|have)\b",
     re.IGNORECASE,

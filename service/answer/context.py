@@ -1,7 +1,9 @@
-"""Pack the best retrieved sentences, numbered, into the model's token budget."""
+"""Pack the evidence for a question, numbered, into the model's token budget: whole documents
+when they fit (a reusable prompt prefix), else the best retrieved sentences."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -60,3 +62,40 @@ def pack(hits: list[Hit], budget_tokens: int) -> Context:
     return Context(
         [h.sentence for _, h in chosen], [h.dense for _, h in chosen], [r for r, _ in chosen], used
     )
+
+
+def pack_documents(hits: list[Hit], sentences_of: Callable[[str], list[Sentence]], budget_tokens: int) -> Context | None:
+    """Whole documents, numbered, when those the best hits come from fit `budget_tokens`.
+
+    The same documents give the same prompt prefix whatever the question, so a saved model
+    state for it (service/llm/prefix_states.py) makes a later question about them cost only its
+    own tokens. Documents are taken in order of their best hit while they fit, then laid out by
+    id; None when even the best hit's document does not fit (pack the sentences instead).
+    """
+    if budget_tokens <= 0 or not hits:
+        return None
+    best: dict[str, int] = {}
+    for rank, hit in enumerate(hits):
+        best.setdefault(hit.sentence.document, rank)
+    chosen: list[str] = []
+    used = 0
+    for doc in sorted(best, key=best.__getitem__):
+        lines = sentences_of(doc)
+        cost = sum(count_tokens(f"[{used + i}] {s.text}") + 1 for i, s in enumerate(lines, start=1))
+        if used + cost > budget_tokens:
+            break  # later documents are less relevant: stop rather than skip (a stable prefix)
+        chosen.append(doc)
+        used += cost
+    if not chosen:
+        return None
+    by_key = {h.sentence.key: (rank, h) for rank, h in enumerate(hits)}
+    sentences: list[Sentence] = []
+    relevance: list[float] = []
+    ranks: list[int] = []
+    for doc in sorted(chosen):
+        for s in sentences_of(doc):
+            rank, hit = by_key.get(s.key, (len(hits) + len(sentences), None))
+            sentences.append(s)
+            relevance.append(hit.dense if hit else 0.0)  # not retrieved: unknown, never the best
+            ranks.append(rank)
+    return Context(sentences, relevance, ranks, used)

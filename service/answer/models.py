@@ -23,6 +23,7 @@ class Timings(BaseModel):
     retrieve: float = 0.0
     generate: float = 0.0
     verify: float = 0.0
+    check: float = 0.0
     total: float = 0.0
 
 
@@ -37,6 +38,16 @@ class VerificationStats(BaseModel):
     invalid_ids: int = 0  # citation ids the model made up (not in the context)
 
 
+class AnswerCheck(BaseModel):
+    """Whether the kept answer answers this question (service/answer/answerability.py)."""
+
+    score: float = Field(description="estimated probability that the answer is right, 0..1")
+    threshold: float = Field(description="FOOTNOTE_ANSWER_THRESHOLD: below it the answer is refused")
+    passed: bool
+    judged: bool = Field(True, description="whether the model's own yes/no judgement was available")
+    features: dict[str, float] = Field(default_factory=dict, description="the signals the score combines")
+
+
 class Answer(BaseModel):
     answer: str
     answerable: bool
@@ -47,3 +58,5 @@ class Answer(BaseModel):
     timings_ms: Timings = Field(default_factory=Timings)
     verification: VerificationStats = Field(default_factory=VerificationStats)
     warnings: list[str] = Field(default_factory=list, description="e.g. a fallback to extractive")
+    refusal_reason: str | None = Field(None, description="when answerable is false: why, in words")
+    check: AnswerCheck | None = Field(None, description="the answer check, when one ran")

@@ -24,9 +24,9 @@ def load(name: str, folder: Path = DEFAULT_DIR) -> Template:
 
 
 @lru_cache(maxsize=8)
-def examples(folder: Path = DEFAULT_DIR) -> tuple[ChatMessage, ...]:
+def examples(folder: Path = DEFAULT_DIR, name: str = "answer_examples.json") -> tuple[ChatMessage, ...]:
     """Worked examples, as earlier chat turns (a 1.5B model copies their form)."""
-    turns = json.loads((folder / "answer_examples.json").read_text(encoding="utf-8"))
+    turns = json.loads((folder / name).read_text(encoding="utf-8"))
     return tuple({"role": t["role"], "content": t["content"]} for t in turns)
 
 
@@ -36,3 +36,12 @@ def answer_messages(question: str, context: str, folder: Path = DEFAULT_DIR) -> 
     system = load("answer_system.txt", folder).substitute()
     user = load("answer_user.txt", folder).substitute(context=context, question=question.strip())
     return [{"role": "system", "content": system}, *examples(folder), {"role": "user", "content": user}]
+
+
+def judge_messages(question: str, text: str, answer: str, folder: Path = DEFAULT_DIR) -> list[ChatMessage]:
+    """The answer check: rules and examples first (a cached prefix), then this text, question
+    and proposed answer. Only the probability of "yes" against "no" is read from the reply."""
+    system = load("judge_system.txt", folder).substitute()
+    user = load("judge_user.txt", folder).substitute(text=text, question=question.strip(), answer=answer)
+    return [{"role": "system", "content": system}, *examples(folder, "judge_examples.json"),
+            {"role": "user", "content": user}]

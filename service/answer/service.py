@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 from service.answer import extractive, followup, prompts
 from service.answer.claims import Claim, complete_prefix, parse_answer, parse_claim
-from service.answer.context import Context, count_tokens, pack
+from service.answer.context import Context, count_tokens, pack, pack_documents
 from service.answer.events import AnswerEvent, Cited, Delta, Done
-from service.answer.models import Answer, Timings, Usage
-from service.answer.verify import Verifier
+from service.answer.answerability import AnswerChecker, refusal_reason
+from service.answer.models import Answer, AnswerCheck, Timings, Usage
+from service.answer.verify import VerifiedClaim, Verifier
 from service.errors import FootnoteError
 from service.index.hybrid import HybridRetriever
 from service.index.store import IndexData
@@ -49,6 +50,19 @@ class _Clock:
     retrieve: float = 0.0
     generate: float = 0.0
     verify: float = 0.0
+    check: float = 0.0
+
+
+class _Refused(Exception):
+    """The answer check turned the first kept claim down: the whole answer becomes a refusal."""
+
+    def __init__(self, check: AnswerCheck, reason: str) -> None:
+        super().__init__(reason)
+        self.check = check
+        self.reason = reason
+
+
+Gate = Callable[[VerifiedClaim], AnswerCheck]
 
 
 @dataclass(frozen=True)
@@ -104,10 +118,15 @@ class AnswerService:
         raise RuntimeError("answer stream ended without a result")  # pragma: no cover
 
     def prepare(self, question: str, top_k: int | None = None, documents: Iterable[str] | None = None,
-                retriever: HybridRetriever | None = None) -> Prepared:
-        """Retrieve, pack into the token budget, and judge relevance: the first step of an answer."""
-        hits = (retriever or self._retriever).retrieve(question, top_k or self.settings.top_k, documents)
-        context = pack(hits, self.settings.context_tokens)
+                retriever: HybridRetriever | None = None, whole_documents: bool = True) -> Prepared:
+        """Retrieve, pack into the token budget, and judge relevance: the first step of an answer.
+        A model reads whole documents when they fit (a prefix it has seen before costs nothing)."""
+        retriever = retriever or self._retriever
+        hits = retriever.retrieve(question, top_k or self.settings.top_k, documents)
+        context = None
+        if whole_documents:
+            context = pack_documents(hits, retriever.index.sentences_of, self.settings.document_context_tokens)
+        context = context or pack(hits, self.settings.context_tokens)
         relevant = bool(context.relevance) and max(context.relevance) >= self.settings.min_relevance
         return Prepared(question, context, relevant)
 
@@ -141,18 +160,23 @@ class AnswerService:
         retriever = self._retriever  # the whole answer uses one index version
         t0 = time.perf_counter()
         clock = _Clock()
-        prepared = self.prepare(question, top_k, documents, retriever)
+        prepared = self.prepare(question, top_k, documents, retriever, whole_documents=spec.generative)
         context = prepared.context
         clock.retrieve = _ms(t0)
 
-        verifier = Verifier(context, question, lambda claim, sources: retriever.similarity(claim, " ".join(sources)))
+        similarity = retriever.similarity
+        verifier = Verifier(context, question, lambda claim, sources: similarity(claim, " ".join(sources)))
         usage = Usage()
         warnings: list[str] = []
         model = "none"  # no model is called when nothing retrieved is relevant
         used = name
+        check: AnswerCheck | None = None
+        reason: str | None = None
 
         if not prepared.relevant:
-            pass  # refused on evidence: nothing retrieved is about the question
+            best = max(context.relevance, default=0.0)
+            reason = (f"nothing in the documents is close to the question (best similarity {best:.2f} < "
+                      f"FOOTNOTE_MIN_RELEVANCE {self.settings.min_relevance:g})")
         elif not spec.generative:
             model = extractive.MODEL
             yield from self._verify_text(extractive.answer_text(context, self.settings.min_relevance),
@@ -161,9 +185,13 @@ class AnswerService:
             try:
                 llm = self._backend_factory(name)
                 model = llm.model
-                generation = yield from self._generate(llm, prepared, verifier, clock)
+                gate = self._gate(llm, question, similarity, clock) if self.settings.answer_check else None
+                generation = yield from self._generate(llm, prepared, verifier, clock, gate)
                 usage = Usage(prompt_tokens=generation.prompt_tokens,
                               completion_tokens=generation.completion_tokens)
+                check = verifier.check
+            except _Refused as refused:
+                check, reason = refused.check, refused.reason
             except (LLMBusy, LLMCrashed):
                 raise  # transient: the client should retry, not get a lesser answer
             except LLMError as exc:
@@ -178,9 +206,10 @@ class AnswerService:
                     yield from self._verify_text(
                         extractive.answer_text(context, self.settings.min_relevance), verifier, clock)
 
-        answerable = bool(verifier.citations)
+        answerable = bool(verifier.citations) and reason is None
         text = verifier.answer_text if answerable else self.settings.refusal_message
         if not answerable:
+            reason = reason or self._why_refused(verifier)
             yield Delta(text)
         yield Done(Answer(
             answer=text,
@@ -190,15 +219,38 @@ class AnswerService:
             backend=used,
             usage=usage,
             timings_ms=Timings(retrieve=round(clock.retrieve, 2), generate=round(clock.generate, 2),
-                               verify=round(clock.verify, 2), total=round(_ms(t0), 2)),
+                               verify=round(clock.verify, 2), check=round(clock.check, 2), total=round(_ms(t0), 2)),
             verification=verifier.stats,
             warnings=warnings,
+            refusal_reason=None if answerable else reason,
+            check=check,
         ))
+
+    def _gate(self, llm: LLMBackend, question: str, similarity: Callable[[str, str], float],
+              clock: _Clock) -> Gate:
+        checker = AnswerChecker(llm, similarity, self.settings.answer_threshold)
+
+        def gate(kept: VerifiedClaim) -> AnswerCheck:
+            t = time.perf_counter()
+            sources = [s.text for s in kept.sources]
+            check = checker.check(question, kept.claim, sources, kept.reattributed)
+            clock.check += _ms(t)
+            if not check.passed:
+                raise _Refused(check, refusal_reason(question, sources))
+            return check
+
+        return gate
+
+    @staticmethod
+    def _why_refused(verifier: Verifier) -> str:
+        if verifier.stats.claims and verifier.stats.removed:
+            return "no retrieved sentence supports what the model answered"
+        return "the model found no answer in the closest sentences"
 
     # -- steps --------------------------------------------------------------
 
     def _generate(self, llm: LLMBackend, prepared: Prepared, verifier: Verifier,
-                  clock: _Clock) -> Iterator[AnswerEvent]:
+                  clock: _Clock, gate: Gate | None = None) -> Iterator[AnswerEvent]:
         """Stream the model's answer, verifying and emitting each sentence once it is final."""
         messages = prepared.messages()
         buffer = ""  # everything the model said
@@ -221,26 +273,29 @@ class AnswerService:
                 finished, pending = complete_prefix(pending)
                 if finished:
                     clock.generate += _ms(started)
-                    yield from self._verify_claims([parse_claim(s) for s in finished], verifier, clock)
+                    yield from self._verify_claims([parse_claim(s) for s in finished], verifier, clock, gate)
                     started = time.perf_counter()
         finally:
             close = getattr(stream, "close", None)
             if close:
                 close()  # a client that went away stops the generation
         clock.generate += _ms(started)
-        yield from self._verify_claims(parse_answer(_strip_label(pending)), verifier, clock)
+        yield from self._verify_claims(parse_answer(_strip_label(pending)), verifier, clock, gate)
         return generation or Generation(buffer, llm.model)
 
     def _verify_text(self, text: str, verifier: Verifier, clock: _Clock) -> Iterator[AnswerEvent]:
         yield from self._verify_claims(parse_answer(text), verifier, clock)
 
-    def _verify_claims(self, claims: list[Claim], verifier: Verifier, clock: _Clock) -> Iterator[AnswerEvent]:
+    def _verify_claims(self, claims: list[Claim], verifier: Verifier, clock: _Clock,
+                       gate: Gate | None = None) -> Iterator[AnswerEvent]:
         for claim in claims:
             t = time.perf_counter()
             kept = verifier.add(claim)
             clock.verify += _ms(t)
             if kept is None:
                 continue
+            if gate is not None and verifier.stats.kept == 1:
+                verifier.check = gate(kept)  # the first claim carries the answer: check it before showing it
             for citation in kept.citations:
                 yield Cited(citation)
             yield Delta((" " if verifier.stats.kept > 1 else "") + kept.text)

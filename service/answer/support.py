@@ -128,3 +128,10 @@ def check(claim: str, sources: list[str], question: str = "") -> Support:
     overlap = in_either / len(claim_words)
     ok = not missing and overlap >= MIN_OVERLAP and (in_source > 0 or bool(f.numbers))
     return Support(ok, tuple(sorted(missing)), overlap, in_source)
+
+
+def found_in(words: list[str], sources: list[str]) -> int:
+    """How many of `words` occur in the sources (by stem, or fuzzily: "Italy" ~ "Italian")."""
+    vocab, _ = _source_vocab(sources)
+    stems = {_stem(w) for w in vocab}
+    return sum(1 for w in words if _stem(w) in stems or any(_fuzzy_equal(w, s) for s in vocab))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from service.answer import support
 from service.answer.claims import Claim
 from service.answer.context import Context
-from service.answer.models import Citation, VerificationStats
+from service.answer.models import AnswerCheck, Citation, VerificationStats
 from service.records import Sentence
 
 # cosine(claim, sentences) -> float; lets a paraphrase count as support when facts match.
@@ -30,6 +30,9 @@ MIN_SIMILARITY = 0.65
 class VerifiedClaim:
     text: str  # with final [n] markers
     citations: list[Citation]  # the citations this claim introduced (first appearances)
+    claim: str = ""  # the text without markers
+    sources: list[Sentence] = field(default_factory=list)  # every sentence it cites
+    reattributed: bool = False  # the model cited something else; the verifier found these
 
 
 @dataclass
@@ -40,6 +43,7 @@ class Verifier:
     stats: VerificationStats = field(default_factory=VerificationStats)
     citations: list[Citation] = field(default_factory=list)
     model_refused: bool = False
+    check: AnswerCheck | None = None  # the answer check of the first kept claim, when one ran
     _number_of: dict[str, int] = field(default_factory=dict)
     _texts: list[str] = field(default_factory=list)
 
@@ -96,6 +100,7 @@ class Verifier:
             if repaired != claim.text and self._supports(repaired, valid)[0]:
                 claim, ok = Claim(repaired, claim.cited), True
                 self.stats.repaired += 1
+        reattributed = False
         if not ok:
             attributed = self._attribute(claim.text)
             if attributed is None:
@@ -103,6 +108,7 @@ class Verifier:
                 return None
             valid = attributed
             self.stats.reattributed += 1
+            reattributed = True
         self.stats.kept += 1
         new: list[Citation] = []
         numbers = []
@@ -116,7 +122,7 @@ class Verifier:
             numbers.append(self._number_of[s.key])
         text = _with_markers(claim.text, numbers)
         self._texts.append(text)
-        return VerifiedClaim(text, new)
+        return VerifiedClaim(text, new, claim.text, list(valid), reattributed)
 
     @property
     def answer_text(self) -> str:

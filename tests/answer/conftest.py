@@ -17,12 +17,21 @@ class ScriptedModel:
     name = "scripted"
     model = "scripted-1"
 
-    def __init__(self, reply="", fail: Exception | None = None, chunk: int = 7) -> None:
+    def __init__(self, reply="", fail: Exception | None = None, chunk: int = 7, judge_yes: float = 0.95) -> None:
         self.reply = reply
         self.fail = fail
         self.chunk = chunk
+        self.judge_yes = judge_yes  # what the answer check's yes/no question gets
         self.calls: list[list[ChatMessage]] = []
+        self.judged: list[list[ChatMessage]] = []
         self.closed = False
+
+    def choice_probabilities(self, messages, options) -> dict[str, float]:  # noqa: ANN001
+        self.judged.append(messages)
+        return {"yes": self.judge_yes, "no": 1 - self.judge_yes}
+
+    def unavailable(self) -> str | None:
+        return None
 
     def _text(self, messages: list[ChatMessage]) -> str:
         self.calls.append(messages)

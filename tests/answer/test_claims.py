@@ -35,3 +35,11 @@ def test_complete_prefix_holds_back_the_sentence_still_being_written():
     assert done == ["26 countries pledged [1]."]
     assert rest == "Mr. Macron did"
     assert complete_prefix("Only one sentence so far [1].") == ([], "Only one sentence so far [1].")
+
+
+def test_a_negative_answer_is_not_a_refusal():
+    assert not parse_claim("No, Macron did not specify the number of soldiers [2].").refusal
+    assert not parse_claim("Meloni said Italy would not send troops [3].").refusal
+    assert parse_claim("The sentences do not specify the number of soldiers.").refusal
+    assert parse_claim("The number of soldiers is not mentioned.").refusal
+    assert parse_claim("Not specified in the text.").refusal

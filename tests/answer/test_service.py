@@ -27,7 +27,8 @@ def check_contract(answer, retrieved_keys, texts, refusal_message):
 
 
 def retrieved(service, question):
-    return {h.sentence.key for h in service.retriever.retrieve(question, service.settings.top_k)}
+    """The sentences shown to the model: the retrieved ones, or the whole documents they are in."""
+    return {s.key for s in service.prepare(question).context.sentences}
 
 
 def test_a_correctly_cited_answer_is_kept(make_service, scripted, context_id):

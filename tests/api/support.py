@@ -65,6 +65,9 @@ class FakeModel:
     def unavailable(self) -> str | None:
         return None
 
+    def choice_probabilities(self, messages, options) -> dict[str, float]:  # noqa: ANN001 - the answer check
+        return {"yes": 0.95, "no": 0.05}
+
     def generate(self, messages, *, max_tokens, stop=None) -> Generation:  # the follow-up rewrite
         self.generate_calls.append(messages)
         if self.rewrite_fail:

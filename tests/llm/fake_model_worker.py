@@ -27,6 +27,9 @@ from service.llm.model_worker import _protocol_stream, _Replies, _Requests, serv
 class ScriptedModel:
     model = "fake-worker-model"
 
+    def choice_probabilities(self, messages, options) -> dict[str, float]:  # noqa: ANN001
+        return {"yes": 0.95, "no": 0.05} if "CRASH" not in messages[-1]["content"] else os.abort()
+
     def stream(self, messages, *, max_tokens, stop=None) -> Iterator[str | Generation]:  # noqa: ANN001
         prompt = messages[-1]["content"]
         if "CRASH" in prompt:
