@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.llm.registry import NAMES
@@ -69,6 +70,22 @@ class Settings(BaseSettings):
     max_queue: int = Field(8, ge=0)
     queue_wait_s: float = Field(60.0, gt=0)
     request_timeout_s: float = Field(120.0, gt=0)
+    public_url: str = ""  # where browsers reach this service, for links to cited sentences
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        # Chat frontends only link http(s) addresses (OpenAI's url_citation requires one).
+        value = value.strip()
+        if value and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError(f"FOOTNOTE_PUBLIC_URL must be an http(s) address like "
+                             f"https://footnote.example.org, not {value!r}")
+        return value
+
+    @property
+    def public_base(self) -> str | None:
+        """FOOTNOTE_PUBLIC_URL without its trailing slash, or None when unset."""
+        return self.public_url.rstrip("/") or None
 
     @property
     def api_key_list(self) -> list[str]:

@@ -34,7 +34,8 @@ source sentence (document, sentence number, character offsets, quoted text).
 
 * `POST /v1/ask` — the answer object, or Server-Sent Events with `"stream": true`.
 * `POST /v1/chat/completions`, `GET /v1/models` — OpenAI-compatible: point any OpenAI client
-  or chat frontend at `<this server>/v1`. Citations arrive in an extra `citations` field.
+  or chat frontend at `<this server>/v1`. Citations arrive as `url_citation` annotations, Open
+  WebUI sources and `footnote.citations`; `footnote-markdown` appends a Sources list.
 * `GET /v1/documents[/{id}]` — the documents and their sentences, to show a cited sentence.
 * `GET /` — a web page for asking, with the cited sentences shown in their documents.
 

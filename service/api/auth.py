@@ -1,5 +1,5 @@
 """Bearer-key authentication: with FOOTNOTE_API_KEYS set, every route but /healthz and the web
-page (`/` and its `/static/` files, which ask for the key themselves) needs
+page (`/`, `/documents/...` and its `/static/` files; the page asks for the key itself) needs
 `Authorization: Bearer <key>`.
 
 Enforced by a middleware, so it covers every path (the docs, the schema, unknown routes) and
@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.api.errors import error_body
 
 EXEMPT = frozenset({"/healthz", "/"})
-EXEMPT_PREFIXES = ("/static/",)  # the page's script and style (routes_page.py)
+EXEMPT_PREFIXES = ("/static/", "/documents/")  # the page's files, the page on a sentence (routes_page.py)
 
 # Declares the scheme in the OpenAPI schema (the "Authorize" button on /docs); the middleware
 # below is what enforces it.

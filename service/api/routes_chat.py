@@ -1,10 +1,10 @@
 """OpenAI-compatible `POST /v1/chat/completions` and `GET /v1/models`.
 
 The last user message is the question; earlier turns only serve to make a follow-up standalone
-(`service.answer.followup`). The reply's content carries the [n] markers, and the citations
-travel as an extra top-level `citations` field (clients ignore unknown fields): on the
-completion, or on the chunk with `finish_reason` when streaming. `footnote` tells which
-question was answered and how.
+(`service.answer.followup`). The reply's content carries the [n] markers; the citations travel
+in the shapes chat frontends read (chat_sources.py): Open WebUI sources, OpenAI url_citation
+annotations, a Markdown Sources list for `-markdown` models. `footnote` tells which question
+was answered and how, with the full citation objects; the top-level `citations` is deprecated.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter, Depends, Request
 from sse_starlette import ServerSentEvent
 
-from service.answer.events import Delta, Done
+from service.answer.events import Cited, Delta, Done
 from service.answer.models import Answer
 from service.api.auth import bearer_scheme
+from service.api.chat_sources import ChatCitations
 from service.api.errors import ApiError
+from service.api.links import SentenceLinks
 from service.api.routes_ask import ERRORS
 from service.api.runtime import AnswerRun, Runtime, runtime_of
 from service.api.schemas import (
@@ -37,6 +39,7 @@ from service.api.schemas import (
     FootnoteInfo,
     ModelCard,
     ModelList,
+    SourceEvent,
     sse_event,
 )
 from service.api.streaming import error_data, sse_response
@@ -47,22 +50,25 @@ router = APIRouter(tags=["openai"], dependencies=[Depends(bearer_scheme)])
 
 DEFAULT_MODEL = "footnote"
 PREFIX = "footnote-"
+MARKDOWN = "-markdown"  # any model id + this: the content ends with a Markdown Sources list
 
 
 def model_ids(runtime: Runtime) -> list[str]:
-    """`footnote` answers with the default backend; `footnote-<backend>` with that one. Listed:
+    """`footnote` answers with the default backend; `footnote-<backend>` with that one;
+    `footnote-markdown` with the default backend, for frontends that show no sources. Listed:
     the backends that need no model, and the default."""
     listed = [n for n in registry.NAMES if not registry.spec(n).generative]
     if runtime.settings.resolved_backend not in listed:
         listed.append(runtime.settings.resolved_backend)
-    return [DEFAULT_MODEL, *(PREFIX + n for n in listed)]
+    return [DEFAULT_MODEL, DEFAULT_MODEL + MARKDOWN, *(PREFIX + n for n in listed)]
 
 
 def backend_for(model: str, runtime: Runtime) -> str | None:
-    if model == DEFAULT_MODEL:
+    base = model.removesuffix(MARKDOWN)
+    if base == DEFAULT_MODEL:
         return None
-    if model.startswith(PREFIX) and model[len(PREFIX):] in registry.NAMES:
-        return model[len(PREFIX):]
+    if base.startswith(PREFIX) and base[len(PREFIX):] in registry.NAMES:
+        return base[len(PREFIX):]
     raise ApiError(404, f"The model {model!r} does not exist; use one of: {', '.join(model_ids(runtime))}",
                    code="model_not_found", param="model")
 
@@ -88,28 +94,33 @@ class _Reply:
 
     model: str
     question: str
+    cites: ChatCitations
     warnings: list[str] = field(default_factory=list)
     id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex[:24]}")
     created: int = field(default_factory=lambda: int(time.time()))
 
     def info(self, answer: Answer) -> FootnoteInfo:
         return FootnoteInfo(question=self.question, answerable=answer.answerable, backend=answer.backend,
-                            model=answer.model, warnings=[*self.warnings, *answer.warnings])
+                            model=answer.model, warnings=[*self.warnings, *answer.warnings],
+                            citations=self.cites.linked(answer.citations))
 
     def completion(self, answer: Answer) -> ChatCompletion:
+        message = AssistantMessage(content=self.cites.content(answer),
+                                   annotations=self.cites.message_annotations(answer))
         return ChatCompletion(
-            id=self.id, created=self.created, model=self.model,
-            choices=[ChatChoice(message=AssistantMessage(content=answer.answer))],
-            usage=_usage(answer), citations=answer.citations, footnote=self.info(answer),
+            id=self.id, created=self.created, model=self.model, choices=[ChatChoice(message=message)],
+            usage=_usage(answer), sources=self.cites.sources(answer), citations=answer.citations,
+            footnote=self.info(answer),
         )
 
     def chunk(self, delta: ChunkDelta | None, answer: Answer | None = None,
-              usage: ChatUsage | None = None) -> ServerSentEvent:
-        """One `chat.completion.chunk`: a delta; the final one (`answer` given) with the finish
-        reason, citations and footnote; or, `delta` None, the usage chunk with no choices."""
+              usage: ChatUsage | None = None, event: SourceEvent | None = None) -> ServerSentEvent:
+        """One `chat.completion.chunk`: a delta (with an empty one, `event`: an Open WebUI
+        source); the final one (`answer` given) with the finish reason, citations and footnote;
+        or, `delta` None, the usage chunk with no choices."""
         choices = [] if delta is None else [ChunkChoice(delta=delta, finish_reason="stop" if answer else None)]
         chunk = ChatCompletionChunk(
-            id=self.id, created=self.created, model=self.model, choices=choices, usage=usage,
+            id=self.id, created=self.created, model=self.model, choices=choices, usage=usage, event=event,
             citations=answer.citations if answer else None, footnote=self.info(answer) if answer else None)
         # json.dumps, as before: the same bytes on the wire (", " separators, UTF-8 as is).
         return ServerSentEvent(json.dumps(chunk.model_dump(mode="json"), ensure_ascii=False))
@@ -127,10 +138,16 @@ CHAT_STREAM = {"anyOf": [
 ]}
 
 STREAM_DOC = (
-    "OpenAI's Chat Completions. With `\"stream\": true`: `data:` lines of `chat.completion.chunk` "
-    "objects (schema `ChatCompletionChunk`), then `data: [DONE]`. The chunk with `finish_reason` "
-    "carries `citations` and `footnote`; an error after the stream started arrives as "
-    "`data: {\"error\": {...}}`. Footnote reads `top_k` and `documents` too (openai client: `extra_body`)."
+    "OpenAI's Chat Completions, cited: `message.annotations` holds a `url_citation` per [n] marker "
+    "(linking the sentence on Footnote's page), `sources` the same citations as Open WebUI reads "
+    "them, `footnote.citations` Footnote's full citation objects (the top-level `citations` is "
+    "deprecated). Model ids ending in `-markdown` append a numbered Sources list to the content. "
+    "With `\"stream\": true`: `data:` lines of `chat.completion.chunk` objects (schema "
+    "`ChatCompletionChunk`), then `data: [DONE]`; before the content that first uses an [n], a chunk "
+    "with an empty delta carries its source as `event` (`{\"type\": \"source\", \"data\": ...}`), and "
+    "content chunks carry `delta.annotations`. The chunk with `finish_reason` carries `footnote`; "
+    "an error after the stream started arrives as `data: {\"error\": {...}}`. Footnote reads "
+    "`top_k` and `documents` too (openai client: `extra_body`)."
 )
 
 
@@ -151,7 +168,9 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
     runtime.check_question(users[-1]["content"], param="messages")
     run = await runtime.open_run(conversation=conversation, backend=backend, top_k=body.top_k,
                                  documents=runtime.check_documents(body.documents), arrived=arrived)
-    reply = _Reply(body.model, run.question, run.warnings)
+    cites = ChatCitations(SentenceLinks.for_request(request, runtime.settings),
+                          markdown=body.model.endswith(MARKDOWN))
+    reply = _Reply(body.model, run.question, cites, run.warnings)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return sse_response(chat_chunks(run, reply, include_usage), run)
@@ -163,11 +182,15 @@ async def chat_chunks(run: AnswerRun, reply: _Reply, include_usage: bool) -> Asy
         yield reply.chunk(ChunkDelta(role="assistant", content=""))
         answer: Answer | None = None
         while (event := await run.next_event()) is not None:
-            if isinstance(event, Delta):
-                yield reply.chunk(ChunkDelta(content=event.text))
+            if isinstance(event, Cited):
+                yield reply.chunk(ChunkDelta(), event=reply.cites.cited(event.citation))
+            elif isinstance(event, Delta):
+                yield reply.chunk(ChunkDelta(content=event.text, annotations=reply.cites.delta(event.text) or None))
             elif isinstance(event, Done):
                 answer = event.answer
         assert answer is not None, "the answer stream ended without an answer"
+        if sources_list := reply.cites.sources_list(answer):
+            yield reply.chunk(ChunkDelta(content=sources_list))
         yield reply.chunk(ChunkDelta(), answer)
         if include_usage:
             yield reply.chunk(None, usage=_usage(answer))

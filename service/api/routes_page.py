@@ -1,4 +1,5 @@
-"""The web page for asking: `GET /` (index.html) and `GET /static/*` (its script and style).
+"""The web page for asking: `GET /` (index.html), `GET /documents/{id}?s=N` (the same page,
+opening a cited sentence) and `GET /static/*` (its script and style).
 
 Plain files, no build step, nothing fetched from elsewhere (the Content-Security-Policy says
 so to the browser). They need no API key (auth.py exempts them): the page itself asks for the
@@ -12,6 +13,8 @@ from pathlib import Path
 from fastapi import APIRouter
 from starlette.responses import FileResponse
 from starlette.staticfiles import StaticFiles
+
+from service.api.links import PAGE_PREFIX
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -27,6 +30,14 @@ router = APIRouter(include_in_schema=False)
 @router.get("/", include_in_schema=False)
 async def page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+
+@router.get(PAGE_PREFIX + "{document_id:path}", include_in_schema=False)
+async def sentence_page(document_id: str) -> FileResponse:
+    """The page, opening that document with sentence `?s=N` highlighted (links.py builds these
+    links for chat frontends). The page loads the document itself, with the API key if needed,
+    so this answers the same for any id and tells nothing about what is indexed."""
+    return await page()
 
 
 class _StaticFiles(StaticFiles):

@@ -16,6 +16,7 @@ from service.llm.registry import NAMES
 Backend = Literal[NAMES]  # type: ignore[valid-type]  # the registry's names
 
 EXAMPLE_QUESTION = "How many countries pledged to ensure Ukraine's security?"
+EXAMPLE_URL = "http://127.0.0.1:8000/documents/000_f586ed492cfdf968.txt?s=1"
 EXAMPLE_CITATION = {
     "n": 1,
     "document": "000_f586ed492cfdf968.txt",
@@ -24,6 +25,13 @@ EXAMPLE_CITATION = {
     "end": 123,
     "text": "French President Emmanuel Macron said the 26 countries had pledged to ensure "
             "Ukraine's security after the conflict ended.",
+}
+
+EXAMPLE_SOURCE = {
+    "source": {"id": "000_f586ed492cfdf968.txt#s1", "name": "000_f586….txt · sentence 1", "url": EXAMPLE_URL},
+    "document": [EXAMPLE_CITATION["text"]],
+    "metadata": [{"source": EXAMPLE_URL, "name": "000_f586….txt · sentence 1", "source_url": EXAMPLE_URL,
+                  "document": "000_f586ed492cfdf968.txt", "sentence": 1, "n": 1, "external": True}],
 }
 
 
@@ -160,9 +168,60 @@ class ChatCompletionRequest(BaseModel):
         return value
 
 
+class UrlCitationSpan(BaseModel):
+    start_index: int = Field(description="where the cited claim starts in the content (a Python string index)")
+    end_index: int = Field(description="where it ends: the claim is content[start_index:end_index]")
+    url: str = Field(description="the cited sentence on Footnote's page")
+    title: str = Field(description="document and sentence number")
+
+
+class UrlCitation(BaseModel):
+    """OpenAI's `url_citation` annotation: one per [n] marker, spanning the claim it ends."""
+
+    type: Literal["url_citation"] = "url_citation"
+    url_citation: UrlCitationSpan
+
+
+class SourceInfo(BaseModel):
+    id: str = Field(description="`<document>#s<sentence>`")
+    name: str = Field(description="e.g. `000_f586….txt · sentence 9`")
+    url: str
+
+
+class SourceMetadata(BaseModel):
+    source: str = Field(description="the sentence's URL: unique per citation (Open WebUI merges sources by it)")
+    name: str
+    source_url: str
+    document: str
+    sentence: int
+    n: int = Field(description="the [n] marker this source stands for")
+    external: bool = Field(True, description="makes Open WebUI 0.12 show `name` rather than the URL")
+
+
+class ChatSource(BaseModel):
+    """A source as Open WebUI reads it: `document` and `metadata` are parallel lists (one
+    entry here: the quoted sentence)."""
+
+    source: SourceInfo
+    document: list[str]
+    metadata: list[SourceMetadata]
+
+
+class SourceEvent(BaseModel):
+    """Open WebUI's stream event: a chunk carrying one shows its `data` as a source."""
+
+    type: Literal["source"] = "source"
+    data: ChatSource
+
+
+class LinkedCitation(Citation):
+    url: str = Field(description="the sentence highlighted on Footnote's page")
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str
+    annotations: list[UrlCitation] = Field(default_factory=list)
 
 
 class ChatChoice(BaseModel):
@@ -186,17 +245,27 @@ class FootnoteInfo(BaseModel):
     backend: str
     model: str
     warnings: list[str] = Field(default_factory=list)
+    citations: list[LinkedCitation] = Field(
+        default_factory=list, description="the sources of the [n] markers: document, sentence, offsets, "
+                                          "quoted text and a link")
+
+
+LEGACY_CITATIONS = ("Deprecated: the same objects as `footnote.citations` (without `url`); kept until "
+                    "Footnote 0.3, then removed. Other providers use a top-level `citations` for URL strings.")
 
 
 class ChatCompletion(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "id": "chatcmpl-7f3c", "object": "chat.completion", "created": 1767225600, "model": "footnote",
         "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None, "message": {
-            "role": "assistant", "content": "26 countries pledged to ensure Ukraine's security [1]."}}],
+            "role": "assistant", "content": "26 countries pledged to ensure Ukraine's security [1].",
+            "annotations": [{"type": "url_citation", "url_citation": {
+                "start_index": 0, "end_index": 54, "url": EXAMPLE_URL, "title": "000_f586….txt · sentence 1"}}]}}],
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "sources": [EXAMPLE_SOURCE],
         "citations": [EXAMPLE_CITATION],
         "footnote": {"question": EXAMPLE_QUESTION, "answerable": True, "backend": "extractive",
-                     "model": "extractive", "warnings": []},
+                     "model": "extractive", "warnings": [], "citations": [{**EXAMPLE_CITATION, "url": EXAMPLE_URL}]},
     }]})
 
     id: str
@@ -205,7 +274,8 @@ class ChatCompletion(BaseModel):
     model: str
     choices: list[ChatChoice]
     usage: ChatUsage
-    citations: list[Citation] = Field(description="Footnote: the sources of the [n] markers in the content")
+    sources: list[ChatSource] = Field(description="Open WebUI's sources: one per [n] marker, in order")
+    citations: list[Citation] = Field(description=LEGACY_CITATIONS, deprecated=True)
     footnote: FootnoteInfo
 
 
@@ -214,14 +284,17 @@ def _without(data: dict, names: tuple[str, ...]) -> dict:
 
 
 class ChunkDelta(BaseModel):
-    """Carries only what changed: `role` on the first chunk, `content` after, nothing at the end."""
+    """Carries only what changed: `role` on the first chunk, `content` after (with `annotations`
+    when it has markers), nothing on a source chunk and at the end."""
 
     role: Literal["assistant"] | None = None
     content: str | None = None
+    annotations: list[UrlCitation] | None = Field(
+        None, description="url_citation for each [n] in this content (indices into the whole content)")
 
     @model_serializer(mode="wrap")
     def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict:
-        return _without(handler(self), ("role", "content"))
+        return _without(handler(self), ("role", "content", "annotations"))
 
 
 class ChunkChoice(BaseModel):
@@ -232,8 +305,10 @@ class ChunkChoice(BaseModel):
 
 
 class ChatCompletionChunk(BaseModel):
-    """One `data:` line of a streamed completion. The chunk with `finish_reason` also carries
-    `citations` and `footnote`; with `stream_options.include_usage` a last chunk carries `usage`."""
+    """One `data:` line of a streamed completion. Before the content that first uses an [n], a
+    chunk with an empty delta carries that source as an Open WebUI `event`; content chunks carry
+    `annotations`; the chunk with `finish_reason` carries `footnote` (and the deprecated
+    `citations`); with `stream_options.include_usage` a last chunk carries `usage`."""
 
     id: str
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
@@ -241,12 +316,13 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChunkChoice]
     usage: ChatUsage | None = None
-    citations: list[Citation] | None = None
+    event: SourceEvent | None = None
+    citations: list[Citation] | None = Field(None, description=LEGACY_CITATIONS, deprecated=True)
     footnote: FootnoteInfo | None = None
 
     @model_serializer(mode="wrap")
     def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict:
-        return _without(handler(self), ("usage", "citations", "footnote"))
+        return _without(handler(self), ("usage", "event", "citations", "footnote"))
 
 
 class ModelCard(BaseModel):

@@ -61,6 +61,17 @@ def test_the_page_and_its_files_are_served_without_a_key_and_are_not_in_the_sche
     assert "/" not in paths and not any(p.startswith("/static") for p in paths)
 
 
+def test_a_sentence_link_serves_the_same_page_without_a_key(serve):
+    live = serve(api_keys="page-key")
+    with live.client() as c:
+        home = c.get("/")
+        for path in ("/documents/000_f586ed492cfdf968.txt?s=3", "/documents/sub/any%20name.md", "/documents/x"):
+            r = c.get(path)
+            assert r.status_code == 200 and r.text == home.text, path
+            assert r.headers["content-security-policy"] == home.headers["content-security-policy"]
+        assert c.get("/v1/documents/000_f586ed492cfdf968.txt").status_code == 401  # the data still needs it
+
+
 def test_the_page_loads_nothing_from_elsewhere_and_never_writes_html_from_text():
     html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
     css = (STATIC_DIR / "app.css").read_text(encoding="utf-8")
@@ -313,3 +324,53 @@ def test_with_api_keys_the_page_asks_for_the_key_once_and_keeps_it_for_the_sessi
     page.get_by_role("button", name="Cancel").click()
     expect(page.locator("#error")).to_contain_text("missing API key")
     b.wait_until_finished()
+
+
+@pytest.mark.browser
+def test_a_chat_citation_link_opens_its_sentence_highlighted(browse):
+    b = browse()
+    page = b.page
+    with b.live.client() as c:
+        chat = c.post("/v1/chat/completions", json={
+            "model": "footnote", "messages": [{"role": "user", "content": SEED_QUESTION}]}).json()
+        document = c.get("/v1/documents/000_f586ed492cfdf968.txt").json()
+    [citation] = chat["footnote"]["citations"]
+    url = chat["choices"][0]["message"]["annotations"][0]["url_citation"]["url"]
+    assert url == citation["url"] == chat["sources"][0]["source"]["url"]
+
+    page.goto(url)
+    current = page.locator("#doc-text mark.hl-current")
+    expect(current).to_have_text(citation["text"])
+    expect(current).to_be_focused()
+    expect(page.locator("#doc-title")).to_have_text(citation["document"])
+    expect(page.locator("#doc-subtitle")).to_have_text(f"Sentence {citation['sentence']} of {document['sentence_count']}")
+    expect(page.locator("#legend-other")).to_be_hidden()  # nothing else is marked
+    b.shot("linked-sentence")
+
+    # a later sentence, scrolled into the pane; the #sN form and Open WebUI's text fragment work too
+    later = document["sentences"][-2]
+    page.goto(f"{b.live.url}/documents/000_f586ed492cfdf968.txt#s{later['sentence']}")
+    expect(current).to_have_text(later["text"])
+    pane, mark = box(page, "#doc-text"), box(page, "#doc-text mark.hl-current")
+    assert pane["y"] <= mark["y"] and mark["y"] + min(mark["height"], 40) <= pane["y"] + pane["height"]
+    page.goto(f"{url}#:~:text=French,ended")
+    expect(current).to_have_text(citation["text"])
+
+    page.goto(f"{b.live.url}/documents/000_f586ed492cfdf968.txt?s=999")
+    expect(page.locator("#doc-subtitle")).to_contain_text("has no sentence 999")
+    expect(current).to_have_count(0)
+    page.goto(f"{b.live.url}/documents/missing.txt?s=1")
+    expect(page.locator("#doc-subtitle")).to_contain_text("Could not open the document")
+    expect(page.locator("#doc-subtitle")).to_contain_text("no document 'missing.txt'")
+
+
+@pytest.mark.browser
+def test_with_api_keys_a_sentence_link_asks_for_the_key_then_opens(browse):
+    b = browse(api_keys="page-key")
+    page = b.page
+    page.goto(f"{b.live.url}/documents/000_f586ed492cfdf968.txt?s=2")
+    expect(page.locator("#key-dialog")).to_be_visible()
+    page.get_by_label("API key", exact=True).fill("page-key")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.locator("#doc-text mark.hl-current")).to_have_count(1)
+    expect(page.locator("#doc-subtitle")).to_contain_text("Sentence 2 of")

@@ -1,6 +1,7 @@
 // Footnote's page: ask a question, watch the answer stream in from POST /v1/ask (Server-Sent
 // Events read from a fetch body: EventSource can neither POST nor send a key), and open each
 // [n] footnote's source document beside the answer with the cited sentence highlighted.
+// Served at /documents/{id}?s=N too (the links chat frontends show): it opens that sentence.
 //
 // Every piece of text from the service (answers, documents, messages) goes into the page through
 // textContent / text nodes, never as HTML.
@@ -18,7 +19,7 @@
     error: $("error"), result: $("result"), answerHeading: $("answer-heading"), answer: $("answer"),
     sourcesSection: $("sources-section"), sources: $("sources"), meta: $("answer-meta"),
     docPane: $("doc-pane"), docTitle: $("doc-title"), docSubtitle: $("doc-subtitle"),
-    docClose: $("doc-close"), docText: $("doc-text"),
+    docClose: $("doc-close"), docText: $("doc-text"), legendOther: $("legend-other"),
     keyDialog: $("key-dialog"), keyForm: $("key-form"), keyMessage: $("key-message"),
     keyInput: $("key-input"), keyCancel: $("key-cancel"),
   };
@@ -404,9 +405,13 @@
     return (start, end) => text.slice(unit(start), unit(end));
   }
 
-  async function openCitation(n, opener) {
+  function openCitation(n, opener) {
     const citation = state.citations.get(n);
-    if (!citation) return;
+    if (citation) openSentence(citation, opener);
+  }
+
+  // `citation`: {document, sentence, n?}; a linked sentence has no n.
+  async function openSentence(citation, opener) {
     state.opener = opener;
     state.openCitation = citation;
     els.layout.classList.add("with-document");
@@ -415,7 +420,7 @@
     els.docSubtitle.textContent = "Loading the document…";
     if (els.docText.dataset.document !== citation.document) els.docText.replaceChildren();
     for (const b of document.querySelectorAll(".footnote, .source-open")) {
-      b.classList.toggle("active", Number(b.dataset.n) === n);
+      b.classList.toggle("active", Number(b.dataset.n) === citation.n);
     }
     let doc;
     try {
@@ -458,12 +463,14 @@
     if (position < length) fragment.append(slice(position, length));
     els.docText.replaceChildren(fragment);
     els.docText.dataset.document = doc.id;
+    show(els.legendOther, others.size > 0);
 
     const cites = [...state.citations.values()].filter((c) => c.sentence === citation.sentence
       && c.document === citation.document).map((c) => `[${c.n}]`).join(" ");
-    els.docSubtitle.textContent =
-      `Sentence ${citation.sentence} of ${doc.sentence_count}, cited as ${cites}` +
-      (others.size ? `; ${others.size} more cited sentence${others.size > 1 ? "s" : ""} marked lightly` : "");
+    els.docSubtitle.textContent = !current
+      ? `This document has no sentence ${citation.sentence}; it has ${doc.sentence_count}.`
+      : `Sentence ${citation.sentence} of ${doc.sentence_count}` + (cites ? `, cited as ${cites}` : "") +
+        (others.size ? `; ${others.size} more cited sentence${others.size > 1 ? "s" : ""} marked lightly` : "");
     if (current) {
       current.scrollIntoView({ block: "center" });
       current.focus({ preventScroll: true });
@@ -481,6 +488,20 @@
   }
 
   els.docClose.addEventListener("click", () => closeDocument());
+
+  // /documents/{id}?s=N (or #sN): the sentence a chat frontend's source links to.
+  function linkedSentence() {
+    const match = /^\/documents\/(.+)$/.exec(location.pathname);
+    if (!match) return null;
+    let id;
+    try { id = match[1].split("/").map(decodeURIComponent).join("/"); } catch { return null; }
+    const hash = /^#s(\d+)$/.exec(location.hash);
+    const sentence = Number(new URLSearchParams(location.search).get("s") || (hash && hash[1]) || 1);
+    return Number.isInteger(sentence) && sentence > 0 ? { document: id, sentence } : null;
+  }
+
+  const linked = linkedSentence();
+  if (linked) openSentence(linked, els.question);
   els.docPane.addEventListener("keydown", (event) => {
     if (event.key === "Escape") {
       event.preventDefault();
