@@ -154,6 +154,7 @@ class EmbeddedBackend:
                 logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).copy()  # noqa: SLF001
             except Exception as exc:
                 raise LLMError(f"The local model failed while scoring: {exc}") from exc
+            self.states.save(llm)  # keeps the check's rules-and-examples prefix for the next one
             return option_probabilities(logits, {o: self._first_tokens(o) for o in options})
         finally:
             self._slot.release()

@@ -113,3 +113,9 @@ def test_exit_descriptions_name_the_signal():
     assert describe_exit(-11) == "was killed by SIGSEGV"
     assert describe_exit(-9) == "was killed by SIGKILL"
     assert describe_exit(1) == "exited with status 1"
+
+
+def test_option_probabilities_come_back_through_the_worker(backend):
+    probabilities = backend.choice_probabilities(prompt("Does it cost money?"), ["yes", "no"])
+    assert probabilities == {"yes": 0.95, "no": 0.05}
+    assert backend.generate(prompt("What did it cost?"), max_tokens=64).text.startswith("The bridge cost")

@@ -1,0 +1,70 @@
+"""The answer check: a kept answer is refused when its evidence does not answer *this* question."""
+
+from __future__ import annotations
+
+from service.answer.answerability import AnswerChecker, Weights, lexical_features, load_weights, refusal_reason
+from service.answer.events import Delta, Done
+
+MELONI = ("Italian Prime Minister Giorgia Meloni affirmed that he will not send troops to Ukraine, but is ready "
+          "to participate in supervising the ceasefire and training Ukrainian troops outside the territory.")
+
+
+def test_a_constraint_of_the_question_missing_from_the_evidence_counts():
+    lexical = lexical_features("What did Macron announce on September 5?",
+                               ["Macron announced the pledge on September 4 in Paris."])
+    assert lexical["facts_missing"] > 0  # "5" is not in the sentence
+    full = lexical_features("What did Macron announce on September 4?",
+                            ["Macron announced the pledge on September 4 in Paris."])
+    assert full["facts_missing"] == 0 and full["question_overlap"] > lexical["question_overlap"] - 0.01
+
+
+def test_a_refusal_names_what_the_evidence_lacks():
+    reason = refusal_reason("Who is the Polish prime minister?", ["Bulgarian Prime Minister Rosen Zhelyazkov said so."])
+    assert "'polish'" in reason
+
+
+def test_the_score_rises_with_the_judge_and_falls_with_missing_facts(scripted):
+    weights = load_weights()
+    base = {"judge": 0.9, "facts_missing": 0.0, "question_overlap": 0.8, "similarity": 0.7, "reattributed": 0.0}
+    assert weights.score(base) > weights.score({**base, "judge": 0.1})
+    assert weights.score(base) > weights.score({**base, "facts_missing": 1.0})
+
+
+def test_the_checker_asks_the_answering_model_and_reports_every_signal(scripted):
+    model = scripted(judge_yes=0.2)
+    weights = Weights(0.0, {"judge": 1.0}, {"judge": 0.5}, {"judge": 0.1})
+    check = AnswerChecker(model, lambda a, b: 0.5, threshold=0.5, weights=weights).check(
+        "Which country's leader said he would send troops?", "Giorgia Meloni.", [MELONI], reattributed=False)
+    assert not check.passed and check.score < 0.5 and check.judged
+    assert set(check.features) == {"judge", "facts_missing", "question_overlap", "similarity", "reattributed"}
+    judged = model.judged[0][-1]["content"]
+    assert MELONI in judged and "send troops?" in judged and "Giorgia Meloni." in judged
+
+
+def test_a_check_that_fails_turns_the_answer_into_a_refusal_with_a_reason(make_service, scripted, context_id):
+    reply = lambda m: f"Giorgia Meloni [{context_id(m, 'Giorgia Meloni')}]."  # noqa: E731
+    question = "Which country's leader said he would send troops?"
+    refused = make_service(scripted(reply, judge_yes=0.01), answer_threshold=0.5).ask(question)
+    assert not refused.answerable and refused.citations == []
+    assert refused.check is not None and not refused.check.passed
+    assert refused.refusal_reason
+    kept = make_service(scripted(reply, judge_yes=0.99), answer_threshold=0.0).ask(question)
+    assert kept.answerable and kept.check is not None and kept.check.passed
+    off = make_service(scripted(reply, judge_yes=0.01), answer_check=False).ask(question)
+    assert off.answerable and off.check is None
+
+
+def test_a_refused_check_streams_no_part_of_the_answer(make_service, scripted, context_id):
+    reply = lambda m: f"Giorgia Meloni [{context_id(m, 'Giorgia Meloni')}]. Italy will train troops [{context_id(m, 'Giorgia Meloni')}]."  # noqa: E731
+    events = list(make_service(scripted(reply, judge_yes=0.01), answer_threshold=0.5).ask_stream("Who will send troops?"))
+    deltas = [e.text for e in events if isinstance(e, Delta)]
+    done = events[-1]
+    assert isinstance(done, Done) and not done.answer.answerable
+    assert deltas == [done.answer.answer]  # only the refusal sentence, never the checked claim
+
+
+def test_every_refusal_says_why(make_service, scripted):
+    answer = make_service(scripted("NOT FOUND")).ask("How many soldiers will France send?")
+    assert not answer.answerable and "no answer" in answer.refusal_reason
+    far = make_service(scripted("x"), min_relevance=0.99).ask("What is the boiling point of water?")
+    assert "nothing in the documents is close" in far.refusal_reason
