@@ -53,7 +53,8 @@ def collect(args: argparse.Namespace) -> int:
         rng.shuffle(unanswerable)
         chosen += answerable[: args.per_doc // 2] + unanswerable[: args.per_doc // 2]
 
-    settings = Settings().model_copy(update={"answer_threshold": 0.0, "llm_fallback": False})
+    settings = Settings().model_copy(update={"answer_threshold": 0.0, "llm_fallback": False,
+                                             "answer_check_all_signals": True})
     service = build_service(settings, TRAIN / "docs", backend=args.backend)
     known = set(service.index.manifest)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -6,9 +6,13 @@ country's leader said he would send troops?" against "Meloni will not send troop
 span passes. This check forms the proposition — question, proposed answer, cited sentences — and
 scores it with a small logistic model over signals that each catch part of it:
 
-- `judge`: the model itself asked "does this text answer this question with this answer?",
-  P(yes) read from its next-token probabilities (prompts/judge_*; its rules-and-examples
-  prefix is a saved state, so a check costs only the sentence, question and answer tokens);
+- `recheck`: the answering conversation continued with "check your answer: does the sentence
+  you cited say that, for exactly this question? yes or no" (prompts/recheck_user.txt), P(yes)
+  from the model's next-token probabilities. It shares the answer's whole prompt as a prefix,
+  so it costs only its own ~40 tokens;
+- `judge`: the same question put to the model afresh, with only the cited sentences, the
+  question and the proposed answer (prompts/judge_*), P(yes) likewise; used when the fitted
+  weights ask for it (it costs the sentences and question again);
 - `facts_missing`: the share of the question's names and numbers the cited sentences lack
   (a constraint of the question that the evidence does not carry: "September 5");
 - `question_overlap`: the share of the question's content words found in the cited sentences;
@@ -31,10 +35,11 @@ from pathlib import Path
 
 from service.answer import prompts, support
 from service.answer.models import AnswerCheck
-from service.llm.base import LLMBackend, LLMBusy, LLMCrashed, LLMError
+from service.llm.base import ChatMessage, LLMBackend, LLMBusy, LLMCrashed, LLMError
 
 WEIGHTS_FILE = Path(__file__).with_name("answer_check.json")
-FEATURES = ("judge", "facts_missing", "question_overlap", "similarity", "reattributed")
+FEATURES = ("recheck", "judge", "facts_missing", "question_overlap", "similarity", "reattributed")
+JUDGES = ("recheck", "judge")  # signals that cost a model call
 
 Similarity = Callable[[str, str], float]
 
@@ -77,35 +82,41 @@ class AnswerChecker:
     """Scores a kept answer against its question; `llm` is the answering model (the judge)."""
 
     def __init__(self, llm: LLMBackend, similarity: Similarity, threshold: float,
-                 weights: Weights | None = None) -> None:
+                 weights: Weights | None = None, all_signals: bool = False) -> None:
         self.llm = llm
         self.similarity = similarity
         self.threshold = threshold
         self.weights = weights or load_weights()
+        self.all_signals = all_signals  # compute every model signal, weighted or not (for fitting)
 
-    def judge(self, question: str, sources: list[str], answer: str) -> float | None:
+    def _yes(self, messages: list[ChatMessage]) -> float | None:
         """P(yes) from the model; None when it could not be asked (the check then leans on the
         other signals, and says so)."""
         try:
-            probabilities = self.llm.choice_probabilities(
-                prompts.judge_messages(question, " ".join(sources), answer), ["yes", "no"])
+            return self.llm.choice_probabilities(messages, ["yes", "no"]).get("yes", 0.5)
         except (LLMBusy, LLMCrashed):
             raise
         except LLMError:
             return None
-        return probabilities.get("yes", 0.5)
 
-    def check(self, question: str, answer: str, sources: list[str], reattributed: bool) -> AnswerCheck:
-        judged = self.judge(question, sources, answer)
+    def check(self, question: str, answer: str, sources: list[str], reattributed: bool,
+              conversation: list[ChatMessage] | None = None, reply: str = "") -> AnswerCheck:
+        """`conversation` and `reply`: the answer prompt and what the model said (for `recheck`)."""
+        wanted = set(self.weights.coefficients) if not self.all_signals else set(JUDGES)
+        judged: dict[str, float | None] = {}
+        if "recheck" in wanted and conversation is not None:
+            judged["recheck"] = self._yes(prompts.recheck_messages(conversation, reply or answer))
+        if "judge" in wanted:
+            judged["judge"] = self._yes(prompts.judge_messages(question, " ".join(sources), answer))
         features = {
-            "judge": 0.5 if judged is None else judged,
+            **{name: (0.5 if judged.get(name) is None else judged[name]) for name in JUDGES},
             **lexical_features(question, sources),
             "similarity": float(self.similarity(question, " ".join(sources))),
             "reattributed": 1.0 if reattributed else 0.0,
         }
         score = self.weights.score(features)
         return AnswerCheck(score=round(score, 4), threshold=self.threshold, passed=score >= self.threshold,
-                           judged=judged is not None,
+                           judged=bool(judged) and all(v is not None for v in judged.values()),
                            features={k: round(v, 4) for k, v in features.items()})
 
 

@@ -45,3 +45,10 @@ def judge_messages(question: str, text: str, answer: str, folder: Path = DEFAULT
     user = load("judge_user.txt", folder).substitute(text=text, question=question.strip(), answer=answer)
     return [{"role": "system", "content": system}, *examples(folder, "judge_examples.json"),
             {"role": "user", "content": user}]
+
+
+def recheck_messages(answer_messages: list[ChatMessage], reply: str, folder: Path = DEFAULT_DIR) -> list[ChatMessage]:
+    """The answer conversation continued: the model's own reply, then "check it: yes or no?".
+    It shares the whole answer prompt as a prefix, so it costs only the reply and these words."""
+    check = load("recheck_user.txt", folder).substitute()
+    return [*answer_messages, {"role": "assistant", "content": reply}, {"role": "user", "content": check}]

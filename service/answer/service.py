@@ -62,7 +62,7 @@ class _Refused(Exception):
         self.reason = reason
 
 
-Gate = Callable[[VerifiedClaim], AnswerCheck]
+Gate = Callable[[VerifiedClaim, list[ChatMessage], str], AnswerCheck]
 
 
 @dataclass(frozen=True)
@@ -228,12 +228,13 @@ class AnswerService:
 
     def _gate(self, llm: LLMBackend, question: str, similarity: Callable[[str, str], float],
               clock: _Clock) -> Gate:
-        checker = AnswerChecker(llm, similarity, self.settings.answer_threshold)
+        checker = AnswerChecker(llm, similarity, self.settings.answer_threshold,
+                                all_signals=self.settings.answer_check_all_signals)
 
-        def gate(kept: VerifiedClaim) -> AnswerCheck:
+        def gate(kept: VerifiedClaim, conversation: list[ChatMessage], reply: str) -> AnswerCheck:
             t = time.perf_counter()
             sources = [s.text for s in kept.sources]
-            check = checker.check(question, kept.claim, sources, kept.reattributed)
+            check = checker.check(question, kept.claim, sources, kept.reattributed, conversation, reply)
             clock.check += _ms(t)
             if not check.passed:
                 raise _Refused(check, refusal_reason(question, sources))
@@ -251,7 +252,9 @@ class AnswerService:
 
     def _generate(self, llm: LLMBackend, prepared: Prepared, verifier: Verifier,
                   clock: _Clock, gate: Gate | None = None) -> Iterator[AnswerEvent]:
-        """Stream the model's answer, verifying and emitting each sentence once it is final."""
+        """Stream the model's answer, verifying and emitting each sentence once it is final.
+        With an answer check, nothing is shown before the model has finished and the check has
+        passed (answers are a sentence or two; the check asks the same model)."""
         messages = prepared.messages()
         buffer = ""  # everything the model said
         pending = ""  # what is not yet verified
@@ -270,24 +273,27 @@ class AnswerService:
                     if len(pending.lstrip()) < len("Answer:"):
                         continue
                     pending, label_checked = _strip_label(pending), True
+                if gate is not None:
+                    continue  # the check needs the model, which is busy until the answer ends
                 finished, pending = complete_prefix(pending)
                 if finished:
                     clock.generate += _ms(started)
-                    yield from self._verify_claims([parse_claim(s) for s in finished], verifier, clock, gate)
+                    yield from self._verify_claims([parse_claim(s) for s in finished], verifier, clock)
                     started = time.perf_counter()
         finally:
             close = getattr(stream, "close", None)
             if close:
                 close()  # a client that went away stops the generation
         clock.generate += _ms(started)
-        yield from self._verify_claims(parse_answer(_strip_label(pending)), verifier, clock, gate)
+        yield from self._verify_claims(parse_answer(_strip_label(pending)), verifier, clock,
+                                       gate and (lambda kept: gate(kept, messages, buffer.strip())))
         return generation or Generation(buffer, llm.model)
 
     def _verify_text(self, text: str, verifier: Verifier, clock: _Clock) -> Iterator[AnswerEvent]:
         yield from self._verify_claims(parse_answer(text), verifier, clock)
 
     def _verify_claims(self, claims: list[Claim], verifier: Verifier, clock: _Clock,
-                       gate: Gate | None = None) -> Iterator[AnswerEvent]:
+                       gate: Callable[[VerifiedClaim], AnswerCheck] | None = None) -> Iterator[AnswerEvent]:
         for claim in claims:
             t = time.perf_counter()
             kept = verifier.add(claim)

@@ -25,8 +25,10 @@ def test_a_refusal_names_what_the_evidence_lacks():
 
 def test_the_score_rises_with_the_judge_and_falls_with_missing_facts(scripted):
     weights = load_weights()
-    base = {"judge": 0.9, "facts_missing": 0.0, "question_overlap": 0.8, "similarity": 0.7, "reattributed": 0.0}
-    assert weights.score(base) > weights.score({**base, "judge": 0.1})
+    base = {"recheck": 0.9, "judge": 0.9, "facts_missing": 0.0, "question_overlap": 0.8, "similarity": 0.7,
+            "reattributed": 0.0}
+    model_signal = next(name for name in ("recheck", "judge") if name in weights.coefficients)
+    assert weights.score(base) > weights.score({**base, model_signal: 0.1})
     assert weights.score(base) > weights.score({**base, "facts_missing": 1.0})
 
 
@@ -36,9 +38,22 @@ def test_the_checker_asks_the_answering_model_and_reports_every_signal(scripted)
     check = AnswerChecker(model, lambda a, b: 0.5, threshold=0.5, weights=weights).check(
         "Which country's leader said he would send troops?", "Giorgia Meloni.", [MELONI], reattributed=False)
     assert not check.passed and check.score < 0.5 and check.judged
-    assert set(check.features) == {"judge", "facts_missing", "question_overlap", "similarity", "reattributed"}
+    assert set(check.features) == {"recheck", "judge", "facts_missing", "question_overlap", "similarity", "reattributed"}
+    assert len(model.judged) == 1  # only the signals the weights use cost a model call
     judged = model.judged[0][-1]["content"]
     assert MELONI in judged and "send troops?" in judged and "Giorgia Meloni." in judged
+
+
+def test_the_recheck_continues_the_answer_conversation(scripted):
+    model = scripted(judge_yes=0.9)
+    weights = Weights(0.0, {"recheck": 1.0}, {"recheck": 0.5}, {"recheck": 0.1})
+    conversation = [{"role": "system", "content": "rules"}, {"role": "user", "content": "[1] ...\n\nQuestion: q?"}]
+    check = AnswerChecker(model, lambda a, b: 0.5, threshold=0.5, weights=weights).check(
+        "q?", "Giorgia Meloni.", [MELONI], reattributed=False, conversation=conversation, reply="Giorgia Meloni [1].")
+    assert check.passed
+    (asked,) = model.judged
+    assert asked[:2] == conversation and asked[2] == {"role": "assistant", "content": "Giorgia Meloni [1]."}
+    assert "yes or no" in asked[3]["content"]
 
 
 def test_a_check_that_fails_turns_the_answer_into_a_refusal_with_a_reason(make_service, scripted, context_id):
