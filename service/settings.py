@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.llm.registry import NAMES
+from service.llm.registry import EXTRACTIVE, NAMES
 
 DEFAULT_REFUSAL = "The documents do not contain the answer to this question."
 
@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(3, ge=0, le=10)
     llm_max_tokens: int = Field(256, ge=16, le=4096)
     llm_fallback: bool = True
+    # Backends a request may choose (`backend`, chat `model`); FOOTNOTE_LLM's is always one.
+    # Empty = FOOTNOTE_LLM's plus extractive: a client never loads or calls what was not enabled.
+    allowed_backends: str = ""
     context_tokens: int = Field(1200, ge=128)
     # Whole documents up to this many tokens go into the prompt instead of retrieved sentences
     # (their processed prefix is saved and reused: later questions cost only their own tokens)
@@ -95,6 +98,20 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
+    @field_validator("allowed_backends")
+    @classmethod
+    def _known_backends(cls, value: str) -> str:
+        unknown = [b for b in _names(value) if b not in NAMES]
+        if unknown:
+            raise ValueError(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(NAMES)}")
+        return value
+
+    @property
+    def allowed_backend_list(self) -> list[str]:
+        """The backends a request may choose, the default (FOOTNOTE_LLM, resolved) first."""
+        listed = _names(self.allowed_backends) or [EXTRACTIVE]
+        return list(dict.fromkeys([self.resolved_backend, *listed]))
+
     @property
     def resolved_backend(self) -> str:
         """`auto` means: OpenAI-compatible when a key or base URL is configured, else embedded."""
@@ -102,3 +119,6 @@ class Settings(BaseSettings):
             return self.llm
         return "openai" if (self.openai_api_key or self.openai_base_url) else "embedded"
 
+
+def _names(value: str) -> list[str]:
+    return [n.strip() for n in value.split(",") if n.strip()]

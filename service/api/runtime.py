@@ -20,12 +20,13 @@ from fastapi import FastAPI, Request
 
 from service.answer.events import AnswerEvent, Done
 from service.answer.models import Answer
-from service.answer.service import AnswerService, InvalidQuestion, clean_question
+from service.answer.service import AnswerService, InvalidQuestion, choose_backend, clean_question
 from service.api.errors import ApiError, RequestTimeout, from_answer_error
 from service.api.limits import NO_SLOT, GenerationQueue, Slot
 from service.container import Container
 from service.llm import registry
 from service.llm.base import ChatMessage, LLMBackend
+from service.llm.registry import UnknownBackend
 from service.settings import Settings
 
 log = logging.getLogger("footnote.api")
@@ -220,6 +221,13 @@ class Runtime:
                            code="unknown_document", param="documents")
         return docs
 
+    def choose_backend(self, backend: str | None) -> str:
+        """The backend a request may use (the answer service's rule), else a 400 listing them."""
+        try:
+            return choose_backend(self.settings, backend)
+        except UnknownBackend as exc:
+            raise from_answer_error(exc) from exc  # type: ignore[misc]
+
     async def open_run(self, *, backend: str | None, top_k: int | None, documents: list[str] | None,
                        arrived: float, question: str | None = None,
                        conversation: Sequence[ChatMessage] | None = None) -> AnswerRun:
@@ -228,7 +236,7 @@ class Runtime:
         the model, so inside the slot). Nothing is generated until the first `next_event`; the
         run owns the slot from here on."""
         service = self.require_service()
-        name = backend or self.settings.resolved_backend
+        name = self.choose_backend(backend)
         slot = await self.queue.acquire() if registry.spec(name).generative else NO_SLOT
         try:
             warnings: list[str] = []

@@ -146,3 +146,32 @@ def test_unknown_route_and_wrong_method(client):
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     r = client.get("/v1/ask")
     assert r.status_code == 405 and "POST" in r.json()["error"]["message"]
+
+
+def test_a_client_cannot_pick_a_backend_the_operator_did_not_enable(serve):
+    asked: list[str] = []
+
+    def factory(name: str):  # noqa: ANN202 - records every backend the server tries to load
+        asked.append(name)
+        return FakeModel()
+
+    live = serve(factory=factory, llm="extractive")  # default allow-list: extractive only
+    with live.client() as c:
+        for backend in ("embedded", "openai"):
+            r = c.post("/v1/ask", json={"question": Q, "backend": backend})
+            assert r.status_code == 400, r.text
+            error = r.json()["error"]
+            assert error["code"] == "backend_not_allowed" and error["param"] == "backend"
+            assert repr(backend) in error["message"] and "choose one of extractive" in error["message"]
+            streamed = c.post("/v1/ask", json={"question": Q, "backend": backend, "stream": True})
+            assert streamed.status_code == 400
+        assert c.post("/v1/ask", json={"question": Q, "backend": "extractive"}).status_code == 200
+    assert asked == []  # nothing was loaded or contacted
+
+
+def test_the_operator_can_enable_more_backends(serve):
+    live = serve(FakeModel(), llm="extractive", allowed_backends="extractive,openai")
+    answer = live.client().post("/v1/ask", json={"question": Q, "backend": "openai"}).json()
+    assert answer["backend"] == "openai" and live.model.stream_calls
+    r = live.client().post("/v1/ask", json={"question": Q, "backend": "embedded"})
+    assert r.status_code == 400 and "extractive, openai" in r.json()["error"]["message"]

@@ -29,6 +29,26 @@ def test_models_are_listed_and_retrievable(oai):
         oai.models.retrieve("gpt-4o")
 
 
+def test_models_lists_exactly_the_backends_the_operator_enabled(serve):
+    asked: list[str] = []
+    live = serve(factory=lambda name: asked.append(name) or FakeModel(), llm="extractive")
+    client = make_client(live)
+    enabled = ["footnote", "footnote-markdown", "footnote-extractive"]
+    assert [m.id for m in client.models.list()] == enabled
+    for model in ("footnote-embedded", "footnote-openai", "footnote-embedded-markdown"):
+        with pytest.raises(openai.NotFoundError, match=f"use one of: {', '.join(enabled)}"):
+            client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"},
+                                                                  {"role": "assistant", "content": "Hello"},
+                                                                  {"role": "user", "content": Q}])
+        with pytest.raises(openai.NotFoundError):
+            client.models.retrieve(model)
+    assert asked == []  # not even the follow-up rewrite loaded a backend
+
+    wider = make_client(serve(FakeModel(), llm="openai", allowed_backends="embedded"))
+    assert [m.id for m in wider.models.list()] == ["footnote", "footnote-markdown", "footnote-openai",
+                                                   "footnote-embedded"]
+
+
 def test_completion_carries_markers_and_the_citations_extension(oai):
     completion = oai.chat.completions.create(model="footnote", messages=[{"role": "user", "content": Q}])
     assert completion.object == "chat.completion" and completion.model == "footnote"
