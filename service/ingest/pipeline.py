@@ -57,7 +57,12 @@ def ingest(docs_dir: Path, data_dir: Path, progress: Progress | None = None,
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
     report = IngestReport()
-    sources = list_sources(docs_dir)
+
+    def skipped(reason: str) -> None:
+        report.skipped.append(reason)
+        say(f"warning: {reason}")
+
+    sources = list_sources(docs_dir, skipped)
 
     with store.ingest_lock(data_dir):
         previous: store.IndexData | None = None

@@ -383,3 +383,16 @@ def test_sigkill_while_writing_the_new_version(built):
     assert report.up_to_date
     assert not leftovers[0].exists()  # ... and the leftover of the killed ingest is gone
     assert [p.name for p in data.iterdir() if p.is_dir()] == [live.name]
+
+
+def test_a_linked_secret_is_never_indexed_and_the_warning_names_the_link(make_corpus, tmp_path):
+    secret = tmp_path / "outside.txt"
+    secret.write_text("The vault combination is 4-8-15-16-23-42.")
+    docs = make_corpus({"good.txt": "Copper conducts electricity well. Silver conducts it better."})
+    (docs / "leak.txt").symlink_to(secret)
+    messages: list[str] = []
+    report = ingest(docs, tmp_path / "data", messages.append)
+    assert report.documents == 1 and "leak.txt" not in store.read_manifest(tmp_path / "data")
+    assert any(m.startswith("warning: skipped leak.txt") and "outside the corpus folder" in m for m in messages)
+    hits = search_docs(tmp_path / "data", "What is the vault combination?")
+    assert all("vault" not in h.sentence.text for h in hits)
