@@ -58,17 +58,34 @@ def test_a_file_swapped_for_a_link_after_listing_is_not_read(make_corpus, tmp_pa
     assert document is None and "a.txt" in reason
 
 
+def _remove_bottom_up(top: Path) -> None:
+    """Delete a chain of single folders; shutil.rmtree (and pytest's cleanup) would recurse."""
+    deepest = top
+    while (deepest / "d").is_dir():
+        deepest = deepest / "d"
+    while True:
+        for child in deepest.iterdir():
+            child.unlink()
+        deepest.rmdir()
+        if deepest == top:
+            return
+        deepest = deepest.parent
+
+
 def test_folders_nested_deeper_than_the_recursion_limit_are_listed(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
-    deep = docs
-    for _ in range(1200):  # ~2,400 path bytes: fine for the OS, past Python's recursion limit
-        deep = deep / "d"
-        deep.mkdir()  # one level at a time: mkdir(parents=True) recurses too
-    (deep / "deep.txt").write_text(TEXT)
-    (docs / "top.txt").write_text(TEXT)
-    ids, _ = listing(docs)
-    assert ids[-1] == "top.txt" and ids[0].endswith("/d/deep.txt") and len(ids) == 2
+    try:
+        deep = docs
+        for _ in range(1200):  # ~2,400 path bytes: fine for the OS, past Python's recursion limit
+            deep = deep / "d"
+            deep.mkdir()  # one level at a time: mkdir(parents=True) recurses too
+        (deep / "deep.txt").write_text(TEXT)
+        (docs / "top.txt").write_text(TEXT)
+        ids, _ = listing(docs)
+        assert ids[-1] == "top.txt" and ids[0].endswith("/d/deep.txt") and len(ids) == 2
+    finally:
+        _remove_bottom_up(docs)
 
 
 @pytest.mark.parametrize("name, why", [("line\nbreak.txt", "control character"),
