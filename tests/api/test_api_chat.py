@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import openai
 import pytest
 
@@ -152,3 +154,16 @@ def test_a_failure_mid_stream_reaches_the_client_as_an_error(serve):
                                                        messages=[{"role": "user", "content": Q}])
     with pytest.raises(openai.APIError, match="server down"):
         list(stream)
+
+
+@pytest.mark.parametrize("extra", [
+    {"messages": [{"role": "user", "content": "\ud83d cats"}]},
+    {"messages": [{"role": "user", "content": [{"type": "text", "text": "dogs \udfff"}]}]},
+    {"messages": [{"role": "user", "content": Q}], "documents": ["\ud800"]},
+    {"messages": [{"role": "user", "content": Q}], "model": "footnote-\ud800"},
+])
+def test_unpaired_surrogates_are_rejected_as_422(client, extra):
+    body = json.dumps({"model": "footnote", **extra})  # escapes lone surrogates as JSON allows
+    r = client.post("/v1/chat/completions", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert "unpaired surrogate" in r.json()["error"]["message"]
