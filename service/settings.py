@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     top_k: int = Field(8, ge=1, le=100)
     embed_batch_size: int = Field(32, ge=1, le=1024)
     embed_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = all cores")
+    # Larger files are skipped with a warning: 10 MB is ~140k sentences, ~9 min of embedding on
+    # 2 cores and ~0.5 GB of memory while ingesting; a 50 MB file would take hours.
+    max_document_bytes: int = Field(10_000_000, ge=1)
 
     # Answering
     llm: Literal[("auto", *NAMES)] = "auto"  # type: ignore[valid-type]  # the registry's names

@@ -41,9 +41,10 @@ class Document:
     sha256: str
 
 
-def list_sources(docs_dir: Path, on_skip: Callable[[str], None] | None = None) -> list[SourceFile]:
+def list_sources(docs_dir: Path, on_skip: Callable[[str], None] | None = None,
+                 max_bytes: int | None = None) -> list[SourceFile]:
     """All .txt/.md files under `docs_dir`, sorted by id; hidden files and folders skipped
-    silently, links and unusable names with a reason passed to `on_skip`."""
+    silently; links, unusable names and files over `max_bytes` with a reason passed to `on_skip`."""
     if not docs_dir.exists():
         raise CorpusError(
             f"corpus folder {docs_dir} does not exist: pass --docs DIR or set FOOTNOTE_DOCS_DIR"
@@ -80,12 +81,20 @@ def list_sources(docs_dir: Path, on_skip: Callable[[str], None] | None = None) -
                 skip(f"skipped {doc_id!a}: {problem}; rename it to include it")
                 continue
             st = entry.stat(follow_symlinks=False)
+            if max_bytes is not None and st.st_size > max_bytes:
+                skip(f"skipped {doc_id}: {_size(st.st_size)} is over the per-document limit of "
+                     f"{_size(max_bytes)} (FOOTNOTE_MAX_DOCUMENT_BYTES); split it or raise the limit")
+                continue
             sources.append(SourceFile(doc_id, path, st.st_size, st.st_mtime_ns))
     if not sources:
         raise CorpusError(
             f"no .txt or .md files in {docs_dir}: add documents there, or pass --docs DIR"
         )
     return sorted(sources, key=lambda s: s.doc_id)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1_000_000 else f"{n:,} bytes"
 
 
 def _rel(path: Path, root: Path) -> str:

@@ -49,9 +49,11 @@ def _quick_unchanged(sources: list[SourceFile], old: dict[str, DocEntry]) -> boo
 
 def ingest(docs_dir: Path, data_dir: Path, progress: Progress | None = None,
            batch_size: int = 64, threads: int = 0,
-           encoder: Callable[[], MiniLMEncoder] | None = None, rebuild: bool = False) -> IngestReport:
+           encoder: Callable[[], MiniLMEncoder] | None = None, rebuild: bool = False,
+           max_document_bytes: int | None = None) -> IngestReport:
     """Bring the index in `data_dir` up to date with `docs_dir`. Raises CorpusError, IngestBusy,
-    IndexWriteError. `rebuild` skips the fast path, so damage it cannot see is found.
+    IndexWriteError. `rebuild` skips the fast path, so damage it cannot see is found; files over
+    `max_document_bytes` are skipped with a warning.
 
     `encoder()` gives the embedding encoder, asked only when something must be embedded
     (the container passes its own; by default a new one with `threads`)."""
@@ -63,7 +65,7 @@ def ingest(docs_dir: Path, data_dir: Path, progress: Progress | None = None,
         report.skipped.append(reason)
         say(f"warning: {reason}")
 
-    sources = list_sources(docs_dir, skipped)
+    sources = list_sources(docs_dir, skipped, max_document_bytes)
 
     # A read-only data folder (a common container setup) can still serve an up-to-date index.
     with store.ingest_lock(data_dir, read_only_ok=True) as writable:

@@ -102,3 +102,11 @@ def test_a_name_that_is_not_utf8_is_skipped(make_corpus):
         handle.write(TEXT)
     ids, skipped = listing(docs)
     assert ids == ["good.txt"] and "not valid UTF-8" in skipped[0]
+
+
+def test_files_over_the_size_limit_are_skipped_with_a_reason(make_corpus):
+    docs = make_corpus({"small.txt": TEXT, "huge.txt": TEXT * 100})
+    skipped: list[str] = []
+    ids = [s.doc_id for s in list_sources(docs, skipped.append, max_bytes=1000)]
+    assert ids == ["small.txt"]
+    assert len(skipped) == 1 and "huge.txt" in skipped[0] and "FOOTNOTE_MAX_DOCUMENT_BYTES" in skipped[0]
