@@ -62,6 +62,10 @@ class RequestTimeout(FootnoteError):
     """The request ran past FOOTNOTE_REQUEST_TIMEOUT_S."""
 
 
+class ServerStopping(FootnoteError):
+    """The server is shutting down (SIGTERM) while an answer streams."""
+
+
 def error_body(status: int, message: str, code: str | None = None, param: str | None = None) -> dict:
     detail = {"message": message, "type": TYPES.get(status, "server_error"),
               "code": code or CODES.get(status), "param": param}
@@ -84,6 +88,8 @@ def from_answer_error(exc: BaseException) -> ApiError | None:
         return ApiError(502, f"the generative backend failed: {exc}", code="backend_failed")
     if isinstance(exc, BackendNotAllowed):
         return ApiError(400, str(exc), code="backend_not_allowed", param="backend")
+    if isinstance(exc, ServerStopping):
+        return ApiError(503, str(exc), code="shutting_down", headers={"Retry-After": "5"})
     if isinstance(exc, UnknownBackend):
         return ApiError(400, str(exc), code="unknown_backend", param="backend")
     if isinstance(exc, InvalidQuestion):

@@ -21,7 +21,7 @@ from fastapi import FastAPI, Request
 from service.answer.events import AnswerEvent, Done
 from service.answer.models import Answer
 from service.answer.service import AnswerService, InvalidQuestion, choose_backend, clean_question
-from service.api.errors import ApiError, RequestTimeout, from_answer_error
+from service.api.errors import ApiError, RequestTimeout, ServerStopping, from_answer_error
 from service.api.limits import NO_SLOT, GenerationQueue, Slot
 from service.container import Container
 from service.llm import registry
@@ -49,6 +49,7 @@ class AnswerRun:
         self.question = question
         self.warnings = warnings or []
         self.closed = False
+        self.stopping: anyio.Event | None = None  # set when the server shuts down mid-stream
 
     async def next_event(self) -> AnswerEvent | None:
         """The next event, or None at the end. Raises the pipeline's errors, or RequestTimeout."""
@@ -58,13 +59,40 @@ class AnswerRun:
             await self.close()
             raise RequestTimeout(f"the answer took longer than {self._timeout_s:g} s (FOOTNOTE_REQUEST_TIMEOUT_S)")
         try:
-            event = await anyio.to_thread.run_sync(_next, self._events)
+            event = await self._next_unless_stopping()
         except BaseException:
             await self.close()
             raise
         if event is None:
             await self.close()
         return event
+
+    async def _next_unless_stopping(self) -> AnswerEvent | None:
+        """The next event; ServerStopping if the server shuts down first (the event being
+        computed, at most one sentence, is finished first: a generator cannot be interrupted)."""
+        if self.stopping is None:
+            return await anyio.to_thread.run_sync(_next, self._events)
+        got: list[AnswerEvent | None] = []
+        failed: list[BaseException] = []
+        async with anyio.create_task_group() as tasks:
+            async def get() -> None:
+                try:
+                    got.append(await anyio.to_thread.run_sync(_next, self._events))
+                except Exception as exc:  # raised below as itself, not in an ExceptionGroup
+                    failed.append(exc)
+                tasks.cancel_scope.cancel()
+
+            async def stop() -> None:
+                await self.stopping.wait()  # type: ignore[union-attr]
+                tasks.cancel_scope.cancel()
+
+            tasks.start_soon(get)
+            tasks.start_soon(stop)
+        if failed:
+            raise failed[0]
+        if self.stopping.is_set():
+            raise ServerStopping("the server is shutting down; the answer was cut short, ask again shortly")
+        return got[0]
 
     async def result(self, request: Request | None = None) -> Answer:
         """Drain the run to its answer; stop early if the client disconnects. The pipeline's

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from service.llm.base import LLMError, LLMTimeout
-from tests.api.support import FACT, FakeModel, Q, parse_sse
+from tests.api.support import FACT, FakeModel, Q, cite, parse_sse
 
 
 def without_timings(answer: dict) -> dict:
@@ -178,3 +178,24 @@ def test_the_operator_can_enable_more_backends(serve):
     assert answer["backend"] == "openai" and live.model.stream_calls
     r = live.client().post("/v1/ask", json={"question": Q, "backend": "embedded"})
     assert r.status_code == 400 and "extractive, openai" in r.json()["error"]["message"]
+
+
+def test_a_server_shutting_down_mid_stream_ends_it_with_an_error_event(serve):
+    from sse_starlette.sse import AppStatus
+
+    live = serve(FakeModel(lambda m: f"26 countries pledged to ensure Ukraine's security [{cite(m, FACT)}]. " * 40,
+                           chunk=8, delay=0.02), llm="openai")
+    body = ""
+    try:
+        with live.client() as c, c.stream("POST", "/v1/ask", json={"question": Q, "stream": True}) as r:
+            for line in r.iter_lines():
+                body += line + "\n"
+                if line == "event: delta" and not AppStatus.should_exit:
+                    AppStatus.should_exit = True  # what uvicorn's SIGTERM handler sets
+    finally:
+        AppStatus.should_exit = False  # process-wide: other servers in this test run go on
+    events = parse_sse(body)
+    assert [k for k, _ in events].count("delta") < 40, "the stream was not cut short"
+    assert events[-1][0] == "error", events[-3:]
+    assert json.loads(events[-1][1])["error"]["code"] == "shutting_down"
+    assert live.model.closed.wait(5)  # and the generation stopped
