@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_or_nothing(cls, value: str) -> str:
+        # " , " must not read as "no keys": that would turn authentication off by accident.
+        if value.strip() and not _names(value):
+            raise ValueError("FOOTNOTE_API_KEYS holds no key (only commas and spaces); set keys or leave it empty")
+        return value
+
     @field_validator("allowed_backends")
     @classmethod
     def _known_backends(cls, value: str) -> str:

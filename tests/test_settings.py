@@ -25,3 +25,10 @@ def test_auto_allows_what_it_resolves_to():
 def test_an_unknown_allowed_backend_is_refused_at_start():
     with pytest.raises(ValidationError, match="unknown backend.*gpt-5"):
         Settings(allowed_backends="extractive,gpt-5")
+
+
+@pytest.mark.parametrize("keys", [" , ", ",", "  ,  ,"])
+def test_api_keys_made_only_of_separators_refuse_to_start(keys):
+    with pytest.raises(ValidationError, match="holds no key"):
+        Settings(api_keys=keys)
+    assert Settings(api_keys="").api_key_list == [] and Settings(api_keys=" k1 ,").api_key_list == ["k1"]

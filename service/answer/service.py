@@ -62,6 +62,8 @@ def clean_question(question: str, max_chars: int) -> str:
     question = question.strip()
     if not question:
         raise InvalidQuestion("the question is empty")
+    if not any(c.isalnum() for c in question):  # punctuation, spaces, zero-width characters only
+        raise InvalidQuestion("the question is empty: it has no letters or digits")
     if len(question) > max_chars:
         raise InvalidQuestion(f"the question is {len(question)} characters long; the limit is "
                               f"{max_chars} (FOOTNOTE_MAX_QUESTION_CHARS)")

@@ -150,4 +150,5 @@ def read_document(source: SourceFile) -> tuple[Document | None, str | None]:
             f"skipped {source.doc_id}: not valid UTF-8 (byte {exc.start}); "
             "re-save it as UTF-8 to include it"
         )
-    return Document(source.doc_id, text, sha256_bytes(data)), None
+    # A NUL past the binary sniff is noise that would reach answers and terminals verbatim.
+    return Document(source.doc_id, text.replace("\x00", ""), sha256_bytes(data)), None

@@ -171,3 +171,12 @@ def test_only_backends_the_operator_enabled_can_be_chosen(seed_retriever, seed_s
         with pytest.raises(BackendNotAllowed):  # the chat follow-up rewrite too
             service.standalone_question([{"role": "user", "content": "Hi"}, {"role": "user", "content": Q}], name)
     assert asked == [] and service.ask(Q).backend == "extractive"
+
+
+@pytest.mark.parametrize("question", ["?!", "...", "\u200b\u200b", " ?\u200d¿ ", "—"])
+def test_a_question_without_letters_or_digits_is_empty(question):
+    from service.answer.service import InvalidQuestion, clean_question
+
+    with pytest.raises(InvalidQuestion, match="empty"):
+        clean_question(question, 2000)
+    assert clean_question(" Où? ", 2000) == "Où?" and clean_question("2+2?", 2000) == "2+2?"

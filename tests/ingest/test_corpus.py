@@ -110,3 +110,9 @@ def test_files_over_the_size_limit_are_skipped_with_a_reason(make_corpus):
     ids = [s.doc_id for s in list_sources(docs, skipped.append, max_bytes=1000)]
     assert ids == ["small.txt"]
     assert len(skipped) == 1 and "huge.txt" in skipped[0] and "FOOTNOTE_MAX_DOCUMENT_BYTES" in skipped[0]
+
+
+def test_nul_bytes_past_the_binary_sniff_are_dropped(make_corpus):
+    docs = make_corpus({"a.txt": ("Plain words. " * 700 + "A hidden\x00 NUL.").encode()})
+    document, _ = read_document(list_sources(docs)[0])
+    assert "\x00" not in document.text and document.text.endswith("A hidden NUL.")
