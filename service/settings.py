@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     max_queue: int = Field(8, ge=0)
     queue_wait_s: float = Field(60.0, gt=0)
     request_timeout_s: float = Field(120.0, gt=0)
+    header_timeout_s: float = Field(10.0, gt=0)  # a client must send a request's headers in this time
     public_url: str = ""  # where browsers reach this service, for links to cited sentences
 
     @field_validator("public_url")

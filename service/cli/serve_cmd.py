@@ -32,6 +32,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from service.api.app import create_app
+    from service.api.connections import server_config
     from service.container import Container
 
     if args.port is not None and not 0 <= args.port <= 65535:
@@ -41,8 +42,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     container = Container(settings)
     service, refresh = container.serving_service()
     question = example_question(service.index)
-    config = uvicorn.Config(create_app(settings, service, container), host=settings.host, port=settings.port,
-                            log_level="info", timeout_graceful_shutdown=5)
+    config = server_config(create_app(settings, service, container), settings)
 
     class Server(uvicorn.Server):
         async def startup(self, sockets=None) -> None:  # noqa: ANN001 - uvicorn's signature
