@@ -57,3 +57,23 @@ def test_while_another_ingest_runs_the_built_index_answers(make_corpus, tmp_path
         assert "another `footnote ingest` is running" in capsys.readouterr().err
     finally:
         holder.communicate("", timeout=10)
+
+
+def test_when_the_background_ingest_cannot_write_serve_keeps_the_built_index(make_corpus, tmp_path, monkeypatch,
+                                                                               capsys):
+    import errno
+
+    docs = make_corpus(BRIDGE)
+    settings = Settings(docs_dir=docs, data_dir=tmp_path / "data", llm="extractive")
+    ingest(docs, settings.data_dir)
+    live = store.current_folder(settings.data_dir)
+    (docs / "tunnels.txt").write_text(TUNNEL, encoding="utf-8")
+
+    def no_space(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store.np, "save", no_space)
+    service, refresh = Container(settings).serving_service()
+    refresh()  # must not raise: serve goes on answering
+    assert "could not write the new index" in capsys.readouterr().err
+    assert store.current_folder(settings.data_dir) == live and set(service.index.manifest) == {"bridges.txt"}

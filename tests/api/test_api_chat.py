@@ -167,3 +167,23 @@ def test_unpaired_surrogates_are_rejected_as_422(client, extra):
     r = client.post("/v1/chat/completions", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 422, r.text
     assert "unpaired surrogate" in r.json()["error"]["message"]
+
+
+def test_a_server_shutting_down_mid_stream_ends_the_chat_stream_with_an_error(serve):
+    from sse_starlette.sse import AppStatus
+
+    live = serve(FakeModel(lambda m: f"26 countries pledged to ensure Ukraine's security [{cite(m, FACT)}]. " * 40,
+                           chunk=8, delay=0.02), llm="openai")
+    lines: list[str] = []
+    try:
+        with live.client() as c, c.stream("POST", "/v1/chat/completions", json={
+                "model": "footnote", "stream": True, "messages": [{"role": "user", "content": Q}]}) as r:
+            for line in r.iter_lines():
+                lines.append(line)
+                if '"content": "' in line and not AppStatus.should_exit:
+                    AppStatus.should_exit = True  # what uvicorn's SIGTERM handler sets
+    finally:
+        AppStatus.should_exit = False  # process-wide: other servers in this test run go on
+    data = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
+    assert json.loads(data[-1])["error"]["code"] == "shutting_down", data[-3:]
+    assert "[DONE]" not in data
