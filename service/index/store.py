@@ -121,15 +121,15 @@ def _check_meta(meta: dict, folder: Path) -> None:
         )
 
 
-def _check_sizes(meta: dict, folder: Path) -> None:
-    """Cheap damage check for the fast path, which never loads the index: sizes, and the
-    checksum of any file whose mtime moved since it was written."""
+def _check_sizes(meta: dict, folder: Path, hash_moved: bool = True) -> None:
+    """Cheap damage check for the fast path, which never loads the index: sizes, and (with
+    `hash_moved`) the checksum of any file whose mtime moved since it was written."""
     for name, size in meta.get("files", {}).items():
         path = folder / name
         if not path.is_file() or path.stat().st_size != size:
             raise IndexCorrupt(f"index in {folder} is damaged ({name} is missing or truncated); "
                                "it will be rebuilt")
-        if path.stat().st_mtime_ns != meta.get("mtime_ns", {}).get(name):
+        if hash_moved and path.stat().st_mtime_ns != meta.get("mtime_ns", {}).get(name):
             _check_checksum(meta, folder, name)
 
 
@@ -158,7 +158,7 @@ def load(data_dir: Path) -> IndexData:
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
         _check_meta(meta, folder)
-        _check_sizes(meta, folder)
+        _check_sizes(meta, folder, hash_moved=False)  # every file is hashed next
         _check_checksums(meta, folder)
         manifest = {
             doc: DocEntry(**e)
