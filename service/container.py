@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 
 from service.answer.service import AnswerService
 from service.index.embedding import MiniLMEncoder
 from service.index.hybrid import HybridRetriever
 from service.index.loader import open_retriever
+from service.index.store import IndexCorrupt, IndexMissing, IndexWriteError, IngestBusy, has_index
+from service.ingest.corpus import CorpusError
 from service.ingest.pipeline import IngestReport, Progress, ingest
 from service.llm import registry
 from service.llm.base import LLMBackend
@@ -44,17 +47,55 @@ class Container:
                 self._encoders[for_queries] = MiniLMEncoder(self.settings.embed_threads, spinning=not for_queries)
             return self._encoders[for_queries]
 
-    def ingest(self, progress: Progress | None = None) -> IngestReport:
+    def ingest(self, progress: Progress | None = None, rebuild: bool = False) -> IngestReport:
         s = self.settings
-        return ingest(s.docs_dir, s.data_dir, progress, s.embed_batch_size, encoder=self.encoder)
+        return ingest(s.docs_dir, s.data_dir, progress, s.embed_batch_size, encoder=self.encoder,
+                      rebuild=rebuild, max_document_bytes=s.max_document_bytes)
 
     def open_retriever(self) -> HybridRetriever:
         return open_retriever(self.settings, self.encoder(for_queries=True))
 
     def ready_retriever(self, quiet: bool = False) -> HybridRetriever:
-        """Bring the index up to date with the corpus (fast when nothing changed), then open it."""
-        self.ingest(None if quiet else _stderr)
-        return self.open_retriever()
+        """Bring the index up to date with the corpus (fast when nothing changed), then open it.
+
+        When the index cannot be updated (another ingest runs, the disk is full, the data folder
+        is read-only) the one already built is opened instead, with a warning saying why. An
+        index that fails its checksums when opened is rebuilt once."""
+        say = None if quiet else _stderr
+        try:
+            self.ingest(say)
+        except (IngestBusy, IndexWriteError) as exc:
+            if not has_index(self.settings.data_dir):
+                raise
+            _stderr(f"warning: {exc}; answering from the index built before")
+        try:
+            return self.open_retriever()
+        except IndexCorrupt as exc:  # damage the fast path cannot see (it hashes only files whose mtime moved)
+            _stderr(f"warning: {exc}")
+            self.ingest(say, rebuild=True)
+            return self.open_retriever()
+
+    def serving_service(self) -> tuple[AnswerService, Callable[[], None] | None]:
+        """For `footnote serve`: the service, answering at once from the index already built,
+        and `refresh` to run in the background, which brings the index up to date with the
+        corpus (the running service swaps a published version in). Without a usable index there
+        is nothing to answer from yet: it ingests first and `refresh` is None."""
+        try:
+            retriever = self.open_retriever()
+        except (IndexMissing, IndexCorrupt):
+            return self.answer_service(), None
+
+        def refresh() -> None:
+            try:
+                report = self.ingest(_stderr)
+            except (CorpusError, IngestBusy, IndexWriteError) as exc:
+                _stderr(f"warning: {exc}; answering from the index built before")
+                return
+            if not report.up_to_date:
+                _stderr(f"indexed {report.documents} documents, {report.sentences} sentences; "
+                        "answering from them within seconds")
+
+        return self.answer_service(retriever), refresh
 
     def answer_service(self, retriever: HybridRetriever | None = None, quiet: bool = False) -> AnswerService:
         return AnswerService(retriever or self.ready_retriever(quiet), self.settings, self.backend)

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.llm.registry import NAMES
+from service.llm.registry import EXTRACTIVE, NAMES
 
 DEFAULT_REFUSAL = "The documents do not contain the answer to this question."
 
@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     top_k: int = Field(8, ge=1, le=100)
     embed_batch_size: int = Field(32, ge=1, le=1024)
     embed_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = all cores")
+    # Larger files are skipped with a warning: 10 MB is ~140k sentences, ~9 min of embedding on
+    # 2 cores and ~0.5 GB of memory while ingesting; a 50 MB file would take hours.
+    max_document_bytes: int = Field(10_000_000, ge=1)
 
     # Answering
     llm: Literal[("auto", *NAMES)] = "auto"  # type: ignore[valid-type]  # the registry's names
@@ -35,6 +38,9 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(3, ge=0, le=10)
     llm_max_tokens: int = Field(256, ge=16, le=4096)
     llm_fallback: bool = True
+    # Backends a request may choose (`backend`, chat `model`); FOOTNOTE_LLM's is always one.
+    # Empty = FOOTNOTE_LLM's plus extractive: a client never loads or calls what was not enabled.
+    allowed_backends: str = ""
     context_tokens: int = Field(1200, ge=128)
     # Whole documents up to this many tokens go into the prompt instead of retrieved sentences
     # (their processed prefix is saved and reused: later questions cost only their own tokens)
@@ -71,6 +77,7 @@ class Settings(BaseSettings):
     max_queue: int = Field(8, ge=0)
     queue_wait_s: float = Field(60.0, gt=0)
     request_timeout_s: float = Field(120.0, gt=0)
+    header_timeout_s: float = Field(10.0, gt=0)  # a client must send a request's headers in this time
     public_url: str = ""  # where browsers reach this service, for links to cited sentences
 
     @field_validator("public_url")
@@ -96,6 +103,28 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_or_nothing(cls, value: str) -> str:
+        # " , " must not read as "no keys": that would turn authentication off by accident.
+        if value.strip() and not _names(value):
+            raise ValueError("FOOTNOTE_API_KEYS holds no key (only commas and spaces); set keys or leave it empty")
+        return value
+
+    @field_validator("allowed_backends")
+    @classmethod
+    def _known_backends(cls, value: str) -> str:
+        unknown = [b for b in _names(value) if b not in NAMES]
+        if unknown:
+            raise ValueError(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(NAMES)}")
+        return value
+
+    @property
+    def allowed_backend_list(self) -> list[str]:
+        """The backends a request may choose, the default (FOOTNOTE_LLM, resolved) first."""
+        listed = _names(self.allowed_backends) or [EXTRACTIVE]
+        return list(dict.fromkeys([self.resolved_backend, *listed]))
+
     @property
     def resolved_backend(self) -> str:
         """`auto` means: OpenAI-compatible when a key or base URL is configured, else embedded."""
@@ -103,3 +132,6 @@ class Settings(BaseSettings):
             return self.llm
         return "openai" if (self.openai_api_key or self.openai_base_url) else "embedded"
 
+
+def _names(value: str) -> list[str]:
+    return [n.strip() for n in value.split(",") if n.strip()]

@@ -34,11 +34,36 @@ class InvalidQuestion(FootnoteError, ValueError):
     """The question cannot be asked as given; the message says why."""
 
 
+class BackendNotAllowed(registry.UnknownBackend):
+    """The operator did not enable this backend (FOOTNOTE_ALLOWED_BACKENDS); the message lists those enabled."""
+
+    def __init__(self, name: str, allowed: list[str]) -> None:
+        super().__init__(f"the backend {name!r} is not enabled on this server; choose one of "
+                         f"{', '.join(allowed)} (FOOTNOTE_ALLOWED_BACKENDS)")
+        self.name = name
+        self.allowed = allowed
+
+
+def choose_backend(settings: Settings, name: str | None = None) -> str:
+    """The backend to answer with: `name`, or the default, if the operator enabled it.
+
+    The one gate between a request and a backend: the answer service checks every name with it
+    before a backend is loaded or contacted (BackendNotAllowed, UnknownBackend otherwise)."""
+    allowed = settings.allowed_backend_list
+    chosen = name or allowed[0]
+    registry.spec(chosen)  # UnknownBackend for a name no registry entry has
+    if chosen not in allowed:
+        raise BackendNotAllowed(chosen, allowed)
+    return chosen
+
+
 def clean_question(question: str, max_chars: int) -> str:
     """The question stripped, or InvalidQuestion: the one rule the CLI and HTTP share."""
     question = question.strip()
     if not question:
         raise InvalidQuestion("the question is empty")
+    if not any(c.isalnum() for c in question):  # punctuation, spaces, zero-width characters only
+        raise InvalidQuestion("the question is empty: it has no letters or digits")
     if len(question) > max_chars:
         raise InvalidQuestion(f"the question is {len(question)} characters long; the limit is "
                               f"{max_chars} (FOOTNOTE_MAX_QUESTION_CHARS)")
@@ -106,9 +131,12 @@ class AnswerService:
 
     # -- public -------------------------------------------------------------
 
+    def choose_backend(self, name: str | None = None) -> str:
+        return choose_backend(self.settings, name)
+
     def backend(self, name: str) -> LLMBackend:
-        """The generative backend `name` (loads its model on first use)."""
-        return self._backend_factory(name)
+        """The generative backend `name` (loads its model on first use), if the operator enabled it."""
+        return self._backend_factory(self.choose_backend(name))
 
     def ask(self, question: str, top_k: int | None = None, documents: Iterable[str] | None = None,
             backend: str | None = None) -> Answer:
@@ -141,7 +169,7 @@ class AnswerService:
                             backend: str | None = None) -> followup.Rewrite:
         """The conversation's last user message made standalone: by the answering model when it
         is generative and there is an earlier question, else (or when it cannot load) heuristically."""
-        name = backend or self.settings.resolved_backend
+        name = self.choose_backend(backend)
         max_chars = self.settings.max_question_chars
         llm = None
         if registry.spec(name).generative and sum(m["role"] == "user" for m in conversation) > 1:
@@ -155,7 +183,7 @@ class AnswerService:
 
     def ask_stream(self, question: str, top_k: int | None = None,
                    documents: Iterable[str] | None = None, backend: str | None = None) -> Iterator[AnswerEvent]:
-        name = backend or self.settings.resolved_backend
+        name = self.choose_backend(backend)
         spec = registry.spec(name)
         retriever = self._retriever  # the whole answer uses one index version
         t0 = time.perf_counter()

@@ -83,6 +83,9 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["AskRequest"]["properties"]["question"]["maxLength"] = settings.max_question_chars
+    for option in components["AskRequest"]["properties"]["backend"].get("anyOf", []):
+        if "enum" in option:  # only what the operator enabled (FOOTNOTE_ALLOWED_BACKENDS)
+            option["enum"] = settings.allowed_backend_list
     _, extra = models_json_schema([(ChatCompletionChunk, "validation"), (DeltaEvent, "validation")],
                                   ref_template="#/components/schemas/{model}")
     for name, definition in extra.get("$defs", {}).items():

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.answer.service import InvalidQuestion
+from service.answer.service import BackendNotAllowed, InvalidQuestion
 from service.api.schemas import ErrorResponse
 from service.errors import FootnoteError
 from service.index.hybrid import UnknownDocuments
@@ -62,6 +62,10 @@ class RequestTimeout(FootnoteError):
     """The request ran past FOOTNOTE_REQUEST_TIMEOUT_S."""
 
 
+class ServerStopping(FootnoteError):
+    """The server is shutting down (SIGTERM) while an answer streams."""
+
+
 def error_body(status: int, message: str, code: str | None = None, param: str | None = None) -> dict:
     detail = {"message": message, "type": TYPES.get(status, "server_error"),
               "code": code or CODES.get(status), "param": param}
@@ -82,6 +86,10 @@ def from_answer_error(exc: BaseException) -> ApiError | None:
         return ApiError(504, str(exc) or "the answer took too long", code="timeout")
     if isinstance(exc, LLMError):
         return ApiError(502, f"the generative backend failed: {exc}", code="backend_failed")
+    if isinstance(exc, BackendNotAllowed):
+        return ApiError(400, str(exc), code="backend_not_allowed", param="backend")
+    if isinstance(exc, ServerStopping):
+        return ApiError(503, str(exc), code="shutting_down", headers={"Retry-After": "5"})
     if isinstance(exc, UnknownBackend):
         return ApiError(400, str(exc), code="unknown_backend", param="backend")
     if isinstance(exc, InvalidQuestion):

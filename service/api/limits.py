@@ -106,7 +106,8 @@ class GenerationQueue:
         return max(1, min(300, math.ceil(self._mean_s * (self.waiting + self.running))))
 
     async def acquire(self) -> Slot:
-        if self.running and self.waiting >= self.max_waiting:
+        # Running or about to: a burst on an idle queue counts too (one runs, max_waiting wait).
+        if self.running + self.waiting >= 1 + self.max_waiting:
             raise ApiError(
                 429, f"the model is busy and {self.waiting} request(s) are already waiting "
                      f"(FOOTNOTE_MAX_QUEUE={self.max_waiting}); retry later",

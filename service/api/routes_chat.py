@@ -43,7 +43,6 @@ from service.api.schemas import (
     sse_event,
 )
 from service.api.streaming import error_data, sse_response
-from service.llm import registry
 from service.llm.base import ChatMessage
 
 router = APIRouter(tags=["openai"], dependencies=[Depends(bearer_scheme)])
@@ -54,21 +53,22 @@ MARKDOWN = "-markdown"  # any model id + this: the content ends with a Markdown 
 
 
 def model_ids(runtime: Runtime) -> list[str]:
-    """`footnote` answers with the default backend; `footnote-<backend>` with that one;
-    `footnote-markdown` with the default backend, for frontends that show no sources. Listed:
-    the backends that need no model, and the default."""
-    listed = [n for n in registry.NAMES if not registry.spec(n).generative]
-    if runtime.settings.resolved_backend not in listed:
-        listed.append(runtime.settings.resolved_backend)
-    return [DEFAULT_MODEL, DEFAULT_MODEL + MARKDOWN, *(PREFIX + n for n in listed)]
+    """`footnote` answers with the default backend; `footnote-<backend>` with each one the
+    operator enabled (FOOTNOTE_ALLOWED_BACKENDS), and no other; `footnote-markdown` with the
+    default backend, for frontends that show no sources."""
+    listed = runtime.settings.allowed_backend_list
+    return [DEFAULT_MODEL, DEFAULT_MODEL + MARKDOWN, *(PREFIX + name for name in listed)]
 
 
 def backend_for(model: str, runtime: Runtime) -> str | None:
     base = model.removesuffix(MARKDOWN)
     if base == DEFAULT_MODEL:
         return None
-    if base.startswith(PREFIX) and base[len(PREFIX):] in registry.NAMES:
-        return base[len(PREFIX):]
+    if base.startswith(PREFIX):
+        try:
+            return runtime.choose_backend(base[len(PREFIX):])
+        except ApiError:
+            pass  # unknown or not enabled: to an OpenAI client, a model that does not exist
     raise ApiError(404, f"The model {model!r} does not exist; use one of: {', '.join(model_ids(runtime))}",
                    code="model_not_found", param="model")
 

@@ -13,6 +13,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=Health, summary="Liveness: answers at once, needs no key")
+@router.head("/healthz", include_in_schema=False)  # uptime probes often send HEAD
 async def healthz() -> Health:
     return Health()
 

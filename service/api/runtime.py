@@ -20,12 +20,13 @@ from fastapi import FastAPI, Request
 
 from service.answer.events import AnswerEvent, Done
 from service.answer.models import Answer
-from service.answer.service import AnswerService, InvalidQuestion, clean_question
-from service.api.errors import ApiError, RequestTimeout, from_answer_error
+from service.answer.service import AnswerService, InvalidQuestion, choose_backend, clean_question
+from service.api.errors import ApiError, RequestTimeout, ServerStopping, from_answer_error
 from service.api.limits import NO_SLOT, GenerationQueue, Slot
 from service.container import Container
 from service.llm import registry
 from service.llm.base import ChatMessage, LLMBackend
+from service.llm.registry import UnknownBackend
 from service.settings import Settings
 
 log = logging.getLogger("footnote.api")
@@ -48,6 +49,7 @@ class AnswerRun:
         self.question = question
         self.warnings = warnings or []
         self.closed = False
+        self.stopping: anyio.Event | None = None  # set when the server shuts down mid-stream
 
     async def next_event(self) -> AnswerEvent | None:
         """The next event, or None at the end. Raises the pipeline's errors, or RequestTimeout."""
@@ -57,13 +59,40 @@ class AnswerRun:
             await self.close()
             raise RequestTimeout(f"the answer took longer than {self._timeout_s:g} s (FOOTNOTE_REQUEST_TIMEOUT_S)")
         try:
-            event = await anyio.to_thread.run_sync(_next, self._events)
+            event = await self._next_unless_stopping()
         except BaseException:
             await self.close()
             raise
         if event is None:
             await self.close()
         return event
+
+    async def _next_unless_stopping(self) -> AnswerEvent | None:
+        """The next event; ServerStopping if the server shuts down first (the event being
+        computed, at most one sentence, is finished first: a generator cannot be interrupted)."""
+        if self.stopping is None:
+            return await anyio.to_thread.run_sync(_next, self._events)
+        got: list[AnswerEvent | None] = []
+        failed: list[BaseException] = []
+        async with anyio.create_task_group() as tasks:
+            async def get() -> None:
+                try:
+                    got.append(await anyio.to_thread.run_sync(_next, self._events))
+                except Exception as exc:  # raised below as itself, not in an ExceptionGroup
+                    failed.append(exc)
+                tasks.cancel_scope.cancel()
+
+            async def stop() -> None:
+                await self.stopping.wait()  # type: ignore[union-attr]
+                tasks.cancel_scope.cancel()
+
+            tasks.start_soon(get)
+            tasks.start_soon(stop)
+        if failed:
+            raise failed[0]
+        if self.stopping.is_set():
+            raise ServerStopping("the server is shutting down; the answer was cut short, ask again shortly")
+        return got[0]
 
     async def result(self, request: Request | None = None) -> Answer:
         """Drain the run to its answer; stop early if the client disconnects. The pipeline's
@@ -220,6 +249,13 @@ class Runtime:
                            code="unknown_document", param="documents")
         return docs
 
+    def choose_backend(self, backend: str | None) -> str:
+        """The backend a request may use (the answer service's rule), else a 400 listing them."""
+        try:
+            return choose_backend(self.settings, backend)
+        except UnknownBackend as exc:
+            raise from_answer_error(exc) from exc  # type: ignore[misc]
+
     async def open_run(self, *, backend: str | None, top_k: int | None, documents: list[str] | None,
                        arrived: float, question: str | None = None,
                        conversation: Sequence[ChatMessage] | None = None) -> AnswerRun:
@@ -228,7 +264,7 @@ class Runtime:
         the model, so inside the slot). Nothing is generated until the first `next_event`; the
         run owns the slot from here on."""
         service = self.require_service()
-        name = backend or self.settings.resolved_backend
+        name = self.choose_backend(backend)
         slot = await self.queue.acquire() if registry.spec(name).generative else NO_SLOT
         try:
             warnings: list[str] = []

@@ -6,14 +6,35 @@ Chat bodies follow OpenAI's Chat Completions API; Footnote's additions are marke
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from service.answer.models import Answer, Citation
 from service.llm.registry import NAMES
 
 Backend = Literal[NAMES]  # type: ignore[valid-type]  # the registry's names
+
+
+def _valid_unicode(value: str) -> str:
+    """JSON can carry a lone surrogate (`"\\ud83d"`); no tokenizer, file name or UTF-8 reply can."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"character {exc.start} is an unpaired surrogate (\\u{ord(value[exc.start]):04x}); "
+                         "send valid Unicode") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
 
 EXAMPLE_QUESTION = "How many countries pledged to ensure Ukraine's security?"
 EXAMPLE_URL = "http://127.0.0.1:8000/documents/000_f586ed492cfdf968.txt?s=1"
@@ -64,13 +85,13 @@ class AskRequest(BaseModel):
         {"question": "Who will send troops to Ukraine?", "top_k": 5, "backend": "extractive", "stream": True},
     ]})
 
-    question: str = Field(
+    question: Text = Field(
         min_length=1,
         description="the question; not blank, at most FOOTNOTE_MAX_QUESTION_CHARS characters",
         json_schema_extra={"pattern": r"\S"},
     )
     top_k: int | None = Field(None, ge=1, le=100, description="sentences to retrieve (default FOOTNOTE_TOP_K)")
-    documents: list[str] | None = Field(
+    documents: list[Text] | None = Field(
         None, min_length=1, max_length=1000,
         description="answer only from these document ids (see GET /v1/documents)",
     )
@@ -111,14 +132,14 @@ class ContentPart(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: str = Field(description="only `text` parts are read; others are ignored")
-    text: str | None = None
+    text: Text | None = None
 
 
 class ChatMessageIn(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[ContentPart] | None = None
+    content: Text | list[ContentPart] | None = None
     name: str | None = None
 
     def text(self) -> str:
@@ -148,7 +169,7 @@ class ChatCompletionRequest(BaseModel):
         ]},
     ]})
 
-    model: str = Field(description="an id from GET /v1/models: `footnote` or `footnote-<backend>`")
+    model: Text = Field(description="an id from GET /v1/models: `footnote` or `footnote-<backend>`")
     messages: list[ChatMessageIn] = Field(
         min_length=1, description="the conversation; the last user message is the question")
     stream: bool | None = False
@@ -157,7 +178,7 @@ class ChatCompletionRequest(BaseModel):
                           json_schema_extra={"minimum": 1, "maximum": 1})
     # Footnote's additions (the openai client sends them with `extra_body`)
     top_k: int | None = Field(None, ge=1, le=100, description="Footnote: sentences to retrieve")
-    documents: list[str] | None = Field(
+    documents: list[Text] | None = Field(
         None, min_length=1, max_length=1000, description="Footnote: answer only from these document ids")
 
     @field_validator("n")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+
+import anyio
 from collections.abc import AsyncIterator
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -14,10 +16,18 @@ from service.api.runtime import AnswerRun
 
 log = logging.getLogger("footnote.api")
 
+# Between the shutdown signal and cancelling the stream: time to finish the sentence being
+# generated and send the terminal `error` event (below uvicorn's 5 s graceful shutdown).
+SHUTDOWN_GRACE_S = 3.0
+
+
 def sse_response(events: AsyncIterator[ServerSentEvent], run: AnswerRun) -> EventSourceResponse:
     # `events` closes the run when it ends or is cancelled (client gone); the background task
-    # covers a response that never started streaming.
-    return EventSourceResponse(events, background=BackgroundTask(run.close))
+    # covers a response that never started streaming. On shutdown the run raises
+    # ServerStopping, which `events` sends as its terminal error event.
+    run.stopping = anyio.Event()
+    return EventSourceResponse(events, background=BackgroundTask(run.close), shutdown_event=run.stopping,
+                               shutdown_grace_period=SHUTDOWN_GRACE_S)
 
 
 def error_data(exc: Exception) -> str:

@@ -26,10 +26,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from service.answer.service import clean_question
     from service.container import Container
 
+    if args.backend:  # the person at the terminal is the operator: the flag sets the default
+        settings = settings.model_copy(update={"llm": args.backend})
     question = clean_question(args.question, settings.max_question_chars)
     if args.top_k is not None and args.top_k < 1:
         raise UsageError("--top-k must be at least 1")
     service = Container(settings).answer_service(quiet=args.json)
-    answer = service.ask(question, args.top_k, args.documents, args.backend)
+    answer = service.ask(question, args.top_k, args.documents)
     print(answer.model_dump_json(indent=2) if args.json else as_text(answer))
     return 0

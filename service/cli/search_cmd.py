@@ -35,8 +35,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         ]
         print(json.dumps({"results": results}, ensure_ascii=False, indent=2))
         return 0
+    from service.answer.render import printable
+
     for rank, h in enumerate(hits, start=1):
         s = h.sentence
-        print(f"{rank:>2}. {s.document} #{s.sentence} [{s.start}:{s.end}] score={h.score:.4f}")
-        print(f"    {s.text}")
+        print(printable(f"{rank:>2}. {s.document} #{s.sentence} [{s.start}:{s.end}] score={h.score:.4f}"))
+        print(printable(f"    {s.text}"))
     return 0

@@ -1,7 +1,9 @@
 """`footnote serve [--host H] [--port P]`: the HTTP API (OpenAI-compatible too), with uvicorn.
 
-Before listening it brings the index up to date with the corpus; once the socket is bound it
-prints where to send a first question, as a curl line ready to paste.
+It answers at once from the index already built, while the corpus is re-indexed in the
+background (what changed only; a new version is swapped in when published). With no index
+yet it ingests first. Once the socket is bound it prints where to send a first question, as a
+curl line ready to paste.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import json
 import re
 import shlex
+import threading
 
 from service.cli import UsageError
 from service.settings import Settings
@@ -29,6 +32,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from service.api.app import create_app
+    from service.api.connections import server_config
     from service.container import Container
 
     if args.port is not None and not 0 <= args.port <= 65535:
@@ -36,10 +40,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = settings.model_copy(update=updates)
     container = Container(settings)
-    service = container.answer_service()  # ingests first when the corpus changed
+    service, refresh = container.serving_service()
     question = example_question(service.index)
-    config = uvicorn.Config(create_app(settings, service, container), host=settings.host, port=settings.port,
-                            log_level="info", timeout_graceful_shutdown=5)
+    config = server_config(create_app(settings, service, container), settings)
 
     class Server(uvicorn.Server):
         async def startup(self, sockets=None) -> None:  # noqa: ANN001 - uvicorn's signature
@@ -47,6 +50,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             if self.started:  # bound: a failed bind has already exited
                 print(first_steps(settings, _bound_port(self) or settings.port, question), flush=True)
 
+    if refresh is not None:  # an ingest killed with the process leaves the previous index intact
+        threading.Thread(target=refresh, name="footnote-ingest", daemon=True).start()
     Server(config).run()
     return 0
 

@@ -6,12 +6,19 @@ Layout under the data folder:
     index-<id>/          meta.json, manifest.json, texts.json, sentences.json,
                          embeddings.npy, bm25/
 A new version is written into `tmp-<id>/`, fsynced, renamed, and only then does CURRENT
-point at it. An ingest killed at any moment leaves the previous version live.
+point at it. An ingest killed at any moment leaves the previous version live; one that cannot
+write (disk full, read-only folder) removes what it wrote and says so (IndexWriteError).
+
+meta.json records each file's size, mtime and SHA-256. The fast path (`read_manifest`) checks
+sizes and mtimes, and hashes only a file whose mtime moved; `load` hashes every file it reads,
+so damage that keeps the size (a bad block, a stray write) is found and the index rebuilt.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -28,7 +35,7 @@ from service.errors import FootnoteError
 from service.index.embedding import DIMENSION, MODEL_ID
 from service.records import Sentence
 
-FORMAT_VERSION = 2  # bump when the layout or the segmentation changes: old indexes are rebuilt
+FORMAT_VERSION = 3  # bump when the layout or the segmentation changes: old indexes are rebuilt
 CURRENT = "CURRENT"
 
 
@@ -44,6 +51,15 @@ class IndexCorrupt(FootnoteError):
 
 class IngestBusy(FootnoteError):
     """Another ingest holds the lock."""
+
+
+class IndexWriteError(FootnoteError):
+    """A new index could not be written (disk full, read-only data folder); the previous
+    version, if any, is untouched and still live."""
+
+
+# Errors that mean "this folder cannot take a new index", as opposed to a bug.
+_CANNOT_WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 @dataclass
@@ -105,13 +121,36 @@ def _check_meta(meta: dict, folder: Path) -> None:
         )
 
 
-def _check_sizes(meta: dict, folder: Path) -> None:
-    """Cheap damage check (stat only) for the fast path, which never loads the index."""
+def _check_sizes(meta: dict, folder: Path, hash_moved: bool = True) -> None:
+    """Cheap damage check for the fast path, which never loads the index: sizes, and (with
+    `hash_moved`) the checksum of any file whose mtime moved since it was written."""
     for name, size in meta.get("files", {}).items():
         path = folder / name
         if not path.is_file() or path.stat().st_size != size:
             raise IndexCorrupt(f"index in {folder} is damaged ({name} is missing or truncated); "
                                "it will be rebuilt")
+        if hash_moved and path.stat().st_mtime_ns != meta.get("mtime_ns", {}).get(name):
+            _check_checksum(meta, folder, name)
+
+
+def _check_checksum(meta: dict, folder: Path, name: str) -> None:
+    expected = meta.get("sha256", {}).get(name)
+    if expected is None or _sha256_file(folder / name) != expected:
+        raise IndexCorrupt(f"index in {folder} is damaged ({name} does not match its checksum); "
+                           "it will be rebuilt")
+
+
+def _check_checksums(meta: dict, folder: Path) -> None:
+    for name in meta.get("files", {}):
+        _check_checksum(meta, folder, name)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def load(data_dir: Path) -> IndexData:
@@ -119,6 +158,8 @@ def load(data_dir: Path) -> IndexData:
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
         _check_meta(meta, folder)
+        _check_sizes(meta, folder, hash_moved=False)  # every file is hashed next
+        _check_checksums(meta, folder)
         manifest = {
             doc: DocEntry(**e)
             for doc, e in json.loads((folder / "manifest.json").read_text("utf-8")).items()
@@ -135,6 +176,8 @@ def load(data_dir: Path) -> IndexData:
         raise IndexCorrupt(f"index in {folder} is unreadable ({exc}); it will be rebuilt") from exc
     if embeddings.shape != (len(sentences), DIMENSION) or meta.get("sentences") != len(sentences):
         raise IndexCorrupt(f"index in {folder} is inconsistent (sentence and vector counts differ)")
+    if not np.isfinite(embeddings).all():
+        raise IndexCorrupt(f"index in {folder} is damaged (embeddings that are not numbers); it will be rebuilt")
     return IndexData(folder, manifest, texts, sentences, embeddings)
 
 
@@ -202,17 +245,38 @@ class IndexBuilder:
 
 
 @contextmanager
-def ingest_lock(data_dir: Path) -> Iterator[None]:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with open(data_dir / "ingest.lock", "a+") as handle:
+def ingest_lock(data_dir: Path, read_only_ok: bool = False) -> Iterator[bool]:
+    """Hold the ingest lock; yields True. A data folder nobody can write to needs no lock:
+    with `read_only_ok` that yields False (only reading is possible), else IndexWriteError."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(data_dir / "ingest.lock", "a+")
+    except OSError as exc:
+        if exc.errno not in _CANNOT_WRITE:
+            raise
+        if read_only_ok:
+            yield False
+            return
+        raise IndexWriteError(f"cannot write to the data folder {data_dir} ({exc.strerror}): "
+                              "make it writable, or point FOOTNOTE_DATA_DIR elsewhere") from exc
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             raise IngestBusy(f"another `footnote ingest` is running on {data_dir}") from exc
         try:
-            yield
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def has_index(data_dir: Path) -> bool:
+    """Whether a live index exists (it may still turn out damaged when loaded)."""
+    try:
+        current_folder(data_dir)
+    except (IndexMissing, IndexCorrupt):
+        return False
+    return True
 
 
 def _fsync_file(path: Path) -> None:
@@ -235,9 +299,57 @@ def write(
     embeddings: np.ndarray,
     write_bm25,  # callable(folder: Path) that persists the keyword index
 ) -> Path:
-    """Write a complete new version and make it live atomically. Caller holds the lock."""
+    """Write a complete new version and make it live atomically. Caller holds the lock.
+
+    IndexWriteError when the folder cannot take it (checked up front where cheap); nothing of
+    the new version is left behind then, and the previous one stays live."""
+    _check_free_space(data_dir, embeddings, texts)
     stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     tmp = data_dir / f"tmp-{stamp}"
+    final = data_dir / f"index-{stamp}"
+    pointer_tmp = data_dir / f"{CURRENT}.tmp"
+    try:
+        _write_version(tmp, final, pointer_tmp, data_dir, manifest, texts, sentences, embeddings, write_bm25)
+    except BaseException as exc:
+        if current_folder_name(data_dir) != final.name:  # not live: remove every trace
+            for leftover in (tmp, final):
+                shutil.rmtree(leftover, ignore_errors=True)
+        pointer_tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in _CANNOT_WRITE:
+            raise IndexWriteError(
+                f"could not write the new index to {data_dir} ({exc.strerror}; "
+                f"{_free(data_dir)} free); the previous index, if any, is unchanged") from exc
+        raise
+    return final
+
+
+def current_folder_name(data_dir: Path) -> str:
+    try:
+        return (data_dir / CURRENT).read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+def _free(data_dir: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(data_dir).free / 1e6:.1f} MB"
+    except OSError:  # pragma: no cover
+        return "unknown"
+
+
+def _check_free_space(data_dir: Path, embeddings: np.ndarray, texts: dict[str, str]) -> None:
+    """Refuse before writing when the disk cannot hold even the vectors and texts."""
+    needed = embeddings.size * 4 + sum(len(t) for t in texts.values())  # a lower bound
+    free = shutil.disk_usage(data_dir).free
+    if free < needed:
+        raise IndexWriteError(f"not enough space in {data_dir} for the new index: it needs at least "
+                              f"{needed / 1e6:.1f} MB, {free / 1e6:.1f} MB are free; the previous "
+                              "index, if any, is unchanged")
+
+
+def _write_version(tmp: Path, final: Path, pointer_tmp: Path, data_dir: Path,
+                   manifest: dict[str, DocEntry], texts: dict[str, str], sentences: list[Sentence],
+                   embeddings: np.ndarray, write_bm25) -> None:  # noqa: ANN001
     tmp.mkdir(parents=True)
     meta = {
         "format_version": FORMAT_VERSION,
@@ -251,20 +363,20 @@ def write(
     _write_json(tmp / "sentences.json", [[s.document, s.sentence, s.start, s.end] for s in sentences])
     np.save(tmp / "embeddings.npy", embeddings.astype(np.float32), allow_pickle=False)
     write_bm25(tmp / "bm25")
-    meta["files"] = {p.relative_to(tmp).as_posix(): p.stat().st_size
-                     for p in sorted(tmp.rglob("*")) if p.is_file()}
+    files = [p for p in sorted(tmp.rglob("*")) if p.is_file()]
+    for path in files:
+        _fsync_file(path)
+    names = {p: p.relative_to(tmp).as_posix() for p in files}
+    meta["files"] = {names[p]: p.stat().st_size for p in files}
+    meta["mtime_ns"] = {names[p]: p.stat().st_mtime_ns for p in files}
+    meta["sha256"] = {names[p]: _sha256_file(p) for p in files}
     _write_json(tmp / "meta.json", meta)  # written last: its presence marks a complete folder
-    for path in tmp.rglob("*"):
-        if path.is_file():
-            _fsync_file(path)
-    final = data_dir / f"index-{stamp}"
+    _fsync_file(tmp / "meta.json")
     os.rename(tmp, final)
-    pointer_tmp = data_dir / f"{CURRENT}.tmp"
     pointer_tmp.write_text(final.name + "\n", encoding="utf-8")
     _fsync_file(pointer_tmp)
     os.replace(pointer_tmp, data_dir / CURRENT)
     _fsync_file(data_dir)
-    return final
 
 
 def remove_stale(data_dir: Path) -> None:

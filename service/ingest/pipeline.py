@@ -49,32 +49,47 @@ def _quick_unchanged(sources: list[SourceFile], old: dict[str, DocEntry]) -> boo
 
 def ingest(docs_dir: Path, data_dir: Path, progress: Progress | None = None,
            batch_size: int = 64, threads: int = 0,
-           encoder: Callable[[], MiniLMEncoder] | None = None) -> IngestReport:
-    """Bring the index in `data_dir` up to date with `docs_dir`. Raises CorpusError.
+           encoder: Callable[[], MiniLMEncoder] | None = None, rebuild: bool = False,
+           max_document_bytes: int | None = None) -> IngestReport:
+    """Bring the index in `data_dir` up to date with `docs_dir`. Raises CorpusError, IngestBusy,
+    IndexWriteError. `rebuild` skips the fast path, so damage it cannot see is found; files over
+    `max_document_bytes` are skipped with a warning.
 
     `encoder()` gives the embedding encoder, asked only when something must be embedded
     (the container passes its own; by default a new one with `threads`)."""
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
     report = IngestReport()
-    sources = list_sources(docs_dir)
 
-    with store.ingest_lock(data_dir):
+    def skipped(reason: str) -> None:
+        report.skipped.append(reason)
+        say(f"warning: {reason}")
+
+    sources = list_sources(docs_dir, skipped, max_document_bytes)
+
+    # A read-only data folder (a common container setup) can still serve an up-to-date index.
+    with store.ingest_lock(data_dir, read_only_ok=True) as writable:
         previous: store.IndexData | None = None
         old_manifest: dict[str, DocEntry] = {}
         try:
             old_manifest = store.read_manifest(data_dir)
-            if _quick_unchanged(sources, old_manifest):
+            if not rebuild and _quick_unchanged(sources, old_manifest):
                 report.up_to_date = True
-                store.remove_stale(data_dir)  # leftovers of an ingest killed earlier
+                if writable:
+                    store.remove_stale(data_dir)  # leftovers of an ingest killed earlier
                 report.documents = len(old_manifest)
                 report.sentences = sum(e.count for e in old_manifest.values())
                 report.seconds = time.perf_counter() - t0
                 return report
+            if not writable:
+                raise store.IndexWriteError(_read_only(data_dir, "the corpus changed since it was built"))
             previous = store.load(data_dir)
-        except IndexMissing:
-            pass
+        except IndexMissing as exc:
+            if not writable:
+                raise store.IndexWriteError(_read_only(data_dir, "there is no index yet")) from exc
         except IndexCorrupt as exc:
+            if not writable:
+                raise store.IndexWriteError(_read_only(data_dir, str(exc))) from exc
             report.rebuilt_reason = str(exc)
             say(f"warning: {exc}")
             old_manifest = {}
@@ -123,6 +138,11 @@ def ingest(docs_dir: Path, data_dir: Path, progress: Progress | None = None,
         report.sentences = len(builder.sentences)
         report.seconds = time.perf_counter() - t0
         return report
+
+
+def _read_only(data_dir: Path, problem: str) -> str:
+    return (f"cannot update the index: the data folder {data_dir} is read-only and {problem}; "
+            "run `footnote ingest` where it is writable")
 
 
 def _no_documents(docs_dir: Path, report: IngestReport) -> Exception:

@@ -20,6 +20,11 @@ class OpenAIBackend:
     name = "openai"
 
     def __init__(self, settings: Settings, client: openai.OpenAI | None = None) -> None:
+        if client is None and not (settings.openai_api_key or settings.openai_base_url):
+            # Without either, the client would send questions and documents to api.openai.com:
+            # a host the operator never chose.
+            raise LLMError("the openai backend is not configured: set OPENAI_BASE_URL (any "
+                           "OpenAI-compatible server) or OPENAI_API_KEY (api.openai.com)")
         self.model = settings.llm_model
         self._client = client or openai.OpenAI(
             # A local server needs no key, but the client insists on one.

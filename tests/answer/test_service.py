@@ -155,3 +155,28 @@ def test_prompt_tokens_counts_the_prompt_the_model_is_sent(make_service, scripte
     (sent,) = model.calls
     assert service.prompt_tokens(Q) == sum(count_tokens(m["content"]) for m in sent) > 0
     assert make_service(model, min_relevance=0.99).prompt_tokens("What is the boiling point of water?") == 0
+
+
+def test_only_backends_the_operator_enabled_can_be_chosen(seed_retriever, seed_settings):
+    from service.answer.service import AnswerService, BackendNotAllowed
+
+    asked: list[str] = []
+    settings = seed_settings.model_copy(update={"llm": "extractive", "allowed_backends": ""})
+    service = AnswerService(seed_retriever, settings, lambda name: asked.append(name))
+    for name in ("embedded", "openai"):
+        with pytest.raises(BackendNotAllowed, match="choose one of extractive"):
+            service.ask(Q, backend=name)
+        with pytest.raises(BackendNotAllowed):
+            service.backend(name)
+        with pytest.raises(BackendNotAllowed):  # the chat follow-up rewrite too
+            service.standalone_question([{"role": "user", "content": "Hi"}, {"role": "user", "content": Q}], name)
+    assert asked == [] and service.ask(Q).backend == "extractive"
+
+
+@pytest.mark.parametrize("question", ["?!", "...", "\u200b\u200b", " ?\u200d¿ ", "—"])
+def test_a_question_without_letters_or_digits_is_empty(question):
+    from service.answer.service import InvalidQuestion, clean_question
+
+    with pytest.raises(InvalidQuestion, match="empty"):
+        clean_question(question, 2000)
+    assert clean_question(" Où? ", 2000) == "Où?" and clean_question("2+2?", 2000) == "2+2?"

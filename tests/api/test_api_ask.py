@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from service.llm.base import LLMError, LLMTimeout
-from tests.api.support import FACT, FakeModel, Q, parse_sse
+from tests.api.support import FACT, FakeModel, Q, cite, parse_sse
 
 
 def without_timings(answer: dict) -> dict:
@@ -121,9 +121,12 @@ def test_an_unexpected_error_is_a_clean_500_and_its_trace_is_logged(serve, caplo
     ({"question": Q, "qestion_typo": 1}, 422, "qestion_typo: unknown field"),
     ({}, 422, "question: Field required"),
     ({"question": Q, "documents": ["no-such.txt"]}, 404, "no-such.txt"),
+    ({"question": "\ud83d cats"}, 422, "question: "),
+    ({"question": Q, "documents": ["\ud800"]}, 422, "documents.0: character 0 is an unpaired surrogate"),
 ])
 def test_invalid_requests_get_a_readable_error(client, body, status, fragment):
-    r = client.post("/v1/ask", json=body)
+    # json.dumps escapes lone surrogates as JSON allows (httpx's json= would fail to encode them)
+    r = client.post("/v1/ask", content=json.dumps(body), headers={"Content-Type": "application/json"})
     assert r.status_code == status, r.text
     error = r.json()["error"]
     assert fragment in error["message"]
@@ -146,3 +149,53 @@ def test_unknown_route_and_wrong_method(client):
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     r = client.get("/v1/ask")
     assert r.status_code == 405 and "POST" in r.json()["error"]["message"]
+
+
+def test_a_client_cannot_pick_a_backend_the_operator_did_not_enable(serve):
+    asked: list[str] = []
+
+    def factory(name: str):  # noqa: ANN202 - records every backend the server tries to load
+        asked.append(name)
+        return FakeModel()
+
+    live = serve(factory=factory, llm="extractive")  # default allow-list: extractive only
+    with live.client() as c:
+        for backend in ("embedded", "openai"):
+            r = c.post("/v1/ask", json={"question": Q, "backend": backend})
+            assert r.status_code == 400, r.text
+            error = r.json()["error"]
+            assert error["code"] == "backend_not_allowed" and error["param"] == "backend"
+            assert repr(backend) in error["message"] and "choose one of extractive" in error["message"]
+            streamed = c.post("/v1/ask", json={"question": Q, "backend": backend, "stream": True})
+            assert streamed.status_code == 400
+        assert c.post("/v1/ask", json={"question": Q, "backend": "extractive"}).status_code == 200
+    assert asked == []  # nothing was loaded or contacted
+
+
+def test_the_operator_can_enable_more_backends(serve):
+    live = serve(FakeModel(), llm="extractive", allowed_backends="extractive,openai")
+    answer = live.client().post("/v1/ask", json={"question": Q, "backend": "openai"}).json()
+    assert answer["backend"] == "openai" and live.model.stream_calls
+    r = live.client().post("/v1/ask", json={"question": Q, "backend": "embedded"})
+    assert r.status_code == 400 and "extractive, openai" in r.json()["error"]["message"]
+
+
+def test_a_server_shutting_down_mid_stream_ends_it_with_an_error_event(serve):
+    from sse_starlette.sse import AppStatus
+
+    live = serve(FakeModel(lambda m: f"26 countries pledged to ensure Ukraine's security [{cite(m, FACT)}]. " * 40,
+                           chunk=8, delay=0.02), llm="openai")
+    body = ""
+    try:
+        with live.client() as c, c.stream("POST", "/v1/ask", json={"question": Q, "stream": True}) as r:
+            for line in r.iter_lines():
+                body += line + "\n"
+                if line == "event: delta" and not AppStatus.should_exit:
+                    AppStatus.should_exit = True  # what uvicorn's SIGTERM handler sets
+    finally:
+        AppStatus.should_exit = False  # process-wide: other servers in this test run go on
+    events = parse_sse(body)
+    assert [k for k, _ in events].count("delta") < 40, "the stream was not cut short"
+    assert events[-1][0] == "error", events[-3:]
+    assert json.loads(events[-1][1])["error"]["code"] == "shutting_down"
+    assert live.model.closed.wait(5)  # and the generation stopped

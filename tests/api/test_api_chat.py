@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import openai
 import pytest
 
@@ -27,6 +29,26 @@ def test_models_are_listed_and_retrievable(oai):
     assert oai.models.retrieve("footnote-extractive").id == "footnote-extractive"
     with pytest.raises(openai.NotFoundError):
         oai.models.retrieve("gpt-4o")
+
+
+def test_models_lists_exactly_the_backends_the_operator_enabled(serve):
+    asked: list[str] = []
+    live = serve(factory=lambda name: asked.append(name) or FakeModel(), llm="extractive")
+    client = make_client(live)
+    enabled = ["footnote", "footnote-markdown", "footnote-extractive"]
+    assert [m.id for m in client.models.list()] == enabled
+    for model in ("footnote-embedded", "footnote-openai", "footnote-embedded-markdown"):
+        with pytest.raises(openai.NotFoundError, match=f"use one of: {', '.join(enabled)}"):
+            client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"},
+                                                                  {"role": "assistant", "content": "Hello"},
+                                                                  {"role": "user", "content": Q}])
+        with pytest.raises(openai.NotFoundError):
+            client.models.retrieve(model)
+    assert asked == []  # not even the follow-up rewrite loaded a backend
+
+    wider = make_client(serve(FakeModel(), llm="openai", allowed_backends="embedded"))
+    assert [m.id for m in wider.models.list()] == ["footnote", "footnote-markdown", "footnote-openai",
+                                                   "footnote-embedded"]
 
 
 def test_completion_carries_markers_and_the_citations_extension(oai):
@@ -132,3 +154,36 @@ def test_a_failure_mid_stream_reaches_the_client_as_an_error(serve):
                                                        messages=[{"role": "user", "content": Q}])
     with pytest.raises(openai.APIError, match="server down"):
         list(stream)
+
+
+@pytest.mark.parametrize("extra", [
+    {"messages": [{"role": "user", "content": "\ud83d cats"}]},
+    {"messages": [{"role": "user", "content": [{"type": "text", "text": "dogs \udfff"}]}]},
+    {"messages": [{"role": "user", "content": Q}], "documents": ["\ud800"]},
+    {"messages": [{"role": "user", "content": Q}], "model": "footnote-\ud800"},
+])
+def test_unpaired_surrogates_are_rejected_as_422(client, extra):
+    body = json.dumps({"model": "footnote", **extra})  # escapes lone surrogates as JSON allows
+    r = client.post("/v1/chat/completions", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert "unpaired surrogate" in r.json()["error"]["message"]
+
+
+def test_a_server_shutting_down_mid_stream_ends_the_chat_stream_with_an_error(serve):
+    from sse_starlette.sse import AppStatus
+
+    live = serve(FakeModel(lambda m: f"26 countries pledged to ensure Ukraine's security [{cite(m, FACT)}]. " * 40,
+                           chunk=8, delay=0.02), llm="openai")
+    lines: list[str] = []
+    try:
+        with live.client() as c, c.stream("POST", "/v1/chat/completions", json={
+                "model": "footnote", "stream": True, "messages": [{"role": "user", "content": Q}]}) as r:
+            for line in r.iter_lines():
+                lines.append(line)
+                if '"content": "' in line and not AppStatus.should_exit:
+                    AppStatus.should_exit = True  # what uvicorn's SIGTERM handler sets
+    finally:
+        AppStatus.should_exit = False  # process-wide: other servers in this test run go on
+    data = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
+    assert json.loads(data[-1])["error"]["code"] == "shutting_down", data[-3:]
+    assert "[DONE]" not in data

@@ -80,3 +80,9 @@ def test_readyz_reports_an_unusable_backend(serve):
     lenient = serve(factory=broken, llm="embedded")  # falls back to extractive answers
     ready = lenient.client().get("/readyz").json()
     assert ready["backend"]["usable"] is False and "answering extractively" in ready["backend"]["detail"]
+
+
+def test_head_on_the_page_and_healthz_is_allowed(client):
+    for path in ("/", "/healthz"):
+        r = client.head(path)
+        assert r.status_code == 200 and r.content == b"", path

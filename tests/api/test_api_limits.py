@@ -151,3 +151,37 @@ def test_a_slow_client_body_does_not_block_others(client):
         assert done.wait(2)
     finally:
         stalled.close()
+
+
+def test_a_burst_on_an_idle_queue_lets_one_run_max_queue_wait_and_turns_the_rest_away_at_once():
+    import anyio
+
+    from service.api.errors import ApiError
+    from service.api.limits import GenerationQueue
+
+    async def burst() -> tuple[list[int], float]:
+        queue = GenerationQueue(max_waiting=1, wait_s=30)
+        statuses: list[int] = []
+        turned_away_at: list[float] = []
+        finished_at: list[float] = []
+
+        async def request() -> None:
+            try:
+                slot = await queue.acquire()
+            except ApiError as exc:
+                statuses.append(exc.status)
+                turned_away_at.append(time.monotonic())
+                return
+            await anyio.sleep(0.2)  # generating
+            statuses.append(200)
+            finished_at.append(time.monotonic())
+            slot.release()
+
+        async with anyio.create_task_group() as tasks:
+            for _ in range(20):
+                tasks.start_soon(request)
+        return statuses, max(turned_away_at) < min(finished_at)
+
+    statuses, turned_away_at_once = anyio.run(burst)
+    assert sorted(statuses) == [200, 200] + [429] * 18
+    assert turned_away_at_once  # before the first answer finished, not after waiting for a turn

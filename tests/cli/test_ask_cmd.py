@@ -42,3 +42,12 @@ def test_a_missing_corpus_is_an_error_not_a_trace(use_settings, tmp_path, capsys
     use_settings(docs_dir=tmp_path / "nowhere", data_dir=tmp_path / "data")
     code, out, err = run(capsys, "ask", QUESTION, "--backend", "extractive")
     assert code == 2 and out == "" and err.startswith("error: corpus folder")
+
+
+def test_the_backend_flag_is_the_operators_choice_whatever_the_allow_list(seeded, use_settings, capsys):
+    # FOOTNOTE_LLM=openai, unconfigured, and only openai enabled: at the terminal the flag still binds.
+    use_settings(llm="openai", allowed_backends="openai", openai_api_key="", openai_base_url="")
+    code, out, err = run(capsys, "ask", QUESTION, "--backend", "extractive", "--json")
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["backend"] == "extractive" and answer["answerable"] and answer["warnings"] == []

@@ -61,3 +61,28 @@ def test_busy_ingest_exits_2(use_settings, make_corpus, tmp_path, capsys):
         code, _, err = run(capsys, "ingest", "--docs", str(docs))
     assert code == 2 and "another `footnote ingest` is running" in err
     assert not (tmp_path / "data" / "CURRENT").exists()
+
+
+def test_a_full_disk_exits_2_with_a_clear_message(use_settings, make_corpus, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from service.index import store
+
+    def no_space(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    docs = make_corpus({"a.txt": "Bees make honey."})
+    use_settings(data_dir=tmp_path / "data")
+    monkeypatch.setattr(store.np, "save", no_space)
+    code, out, err = run(capsys, "ingest", "--docs", str(docs))
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.splitlines()[-1].startswith("error: could not write the new index") and "No space left" in err
+    assert not [p for p in (tmp_path / "data").iterdir() if p.name.startswith(("tmp-", "index-"))]
+
+
+def test_a_document_over_the_size_limit_is_skipped_with_a_warning(use_settings, make_corpus, tmp_path, capsys):
+    docs = make_corpus({"a.txt": "Bees make honey.", "big.txt": "Ants farm aphids. " * 100})
+    use_settings(data_dir=tmp_path / "data", max_document_bytes=1000)
+    code, out, err = run(capsys, "ingest", "--docs", str(docs), "--quiet")
+    assert code == 0 and "indexed 1 documents" in out and "skipped 1" in out
+    assert err.startswith("warning: skipped big.txt: 1,800 bytes is over the per-document limit of 1,000 bytes")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -218,6 +220,25 @@ def damage(data: Path, how: str) -> None:
     elif how == "truncated-sentences":
         raw = (folder / "sentences.json").read_bytes()
         (folder / "sentences.json").write_bytes(raw[:-5])
+    elif how.startswith("same-size-"):  # 200 bytes overwritten in place: size unchanged
+        name = {"same-size-embeddings": "embeddings.npy", "same-size-texts": "texts.json",
+                "same-size-bm25": next(p.relative_to(folder).as_posix() for p in sorted((folder / "bm25").iterdir())
+                                       if p.stat().st_size > 400)}[how]
+        with open(folder / name, "r+b") as handle:
+            handle.seek(handle.seek(0, 2) - 200)
+            handle.write(b"\x00" * 200)
+    elif how == "ff-embeddings":  # every vector byte 0xFF (NaN), header intact
+        path = folder / "embeddings.npy"
+        raw = path.read_bytes()
+        header = len(raw) - store.load(data).embeddings.nbytes
+        path.write_bytes(raw[:header] + b"\xff" * (len(raw) - header))
+    elif how == "bit-rot":  # changed bytes, same size, and the mtime put back: only a checksum sees it
+        path = folder / "sentences.json"
+        before = path.stat()
+        raw = bytearray(path.read_bytes())
+        raw[-10] = ord("7") if raw[-10] != ord("7") else ord("8")
+        path.write_bytes(bytes(raw))
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     elif how == "current-points-nowhere":
         (data / "CURRENT").write_text("index-does-not-exist\n")
     elif how == "current-empty":
@@ -229,6 +250,7 @@ def damage(data: Path, how: str) -> None:
 @pytest.mark.parametrize("how", [
     "garbage-embeddings", "truncated-embeddings", "garbage-meta", "meta-not-an-object",
     "truncated-sentences", "current-points-nowhere", "current-empty",
+    "same-size-embeddings", "same-size-texts", "same-size-bm25", "ff-embeddings", "bit-rot",
 ])
 def test_damaged_index_fails_to_load_and_reingest_rebuilds_it(built, how):
     docs, data, first = built
@@ -239,7 +261,7 @@ def test_damaged_index_fails_to_load_and_reingest_rebuilds_it(built, how):
         open_retriever(Settings(data_dir=data))
 
     messages: list[str] = []
-    report = ingest(docs, data, messages.append)  # same corpus: must not claim "up to date"
+    report = ingest(docs, data, messages.append, rebuild=how == "bit-rot")  # must not claim "up to date"
     assert not report.up_to_date
     assert report.rebuilt_reason and any(m.startswith("warning") for m in messages)
     assert report.embedded == first.sentences and sorted(report.added) == sorted(THREE)
@@ -383,3 +405,106 @@ def test_sigkill_while_writing_the_new_version(built):
     assert report.up_to_date
     assert not leftovers[0].exists()  # ... and the leftover of the killed ingest is gone
     assert [p.name for p in data.iterdir() if p.is_dir()] == [live.name]
+
+
+def test_a_linked_secret_is_never_indexed_and_the_warning_names_the_link(make_corpus, tmp_path):
+    secret = tmp_path / "outside.txt"
+    secret.write_text("The vault combination is 4-8-15-16-23-42.")
+    docs = make_corpus({"good.txt": "Copper conducts electricity well. Silver conducts it better."})
+    (docs / "leak.txt").symlink_to(secret)
+    messages: list[str] = []
+    report = ingest(docs, tmp_path / "data", messages.append)
+    assert report.documents == 1 and "leak.txt" not in store.read_manifest(tmp_path / "data")
+    assert any(m.startswith("warning: skipped leak.txt") and "outside the corpus folder" in m for m in messages)
+    hits = search_docs(tmp_path / "data", "What is the vault combination?")
+    assert all("vault" not in h.sentence.text for h in hits)
+
+
+def test_damage_the_fast_path_cannot_see_is_rebuilt_when_the_index_is_opened(built):
+    """`serve`/`ask` open the index after ingesting; a checksum failure there rebuilds once."""
+    from service.container import Container
+
+    docs, data, _ = built
+    damage(data, "bit-rot")
+    assert ingest(docs, data).up_to_date  # sizes and mtimes look fine
+    retriever = Container(Settings(docs_dir=docs, data_dir=data)).ready_retriever(quiet=True)
+    assert retriever.retrieve("What do volcanoes release?", 1)[0].sentence.document == "gamma/notes.txt"
+    store.load(data)  # rebuilt: passes its checksums
+
+
+# -- a full disk and a read-only data folder -------------------------------------------------
+
+
+def _no_space(*args, **kwargs):  # noqa: ANN002, ANN003
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_is_a_clear_error_that_leaves_no_trace(built, monkeypatch):
+    docs, data, _ = built
+    live = store.current_folder(data)
+    (docs / "delta.txt").write_text("Glaciers carve valleys over millennia.", encoding="utf-8")
+    monkeypatch.setattr(store.np, "save", _no_space)  # the disk fills while the vectors are written
+    with pytest.raises(store.IndexWriteError, match="No space left on device.*previous index, if any, is unchanged"):
+        ingest(docs, data)
+    assert sorted(p.name for p in data.iterdir()) == sorted(["CURRENT", "ingest.lock", live.name])
+    assert store.current_folder(data) == live and store.load(data).manifest.keys() == set(THREE)
+
+
+def test_too_little_free_space_is_refused_before_writing(built, monkeypatch):
+    docs, data, _ = built
+    live = store.current_folder(data)
+    (docs / "delta.txt").write_text("Glaciers carve valleys over millennia.", encoding="utf-8")
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=1000))
+    with pytest.raises(store.IndexWriteError, match=r"not enough space .* 0\.0 MB are free"):
+        ingest(docs, data)
+    assert sorted(p.name for p in data.iterdir()) == sorted(["CURRENT", "ingest.lock", live.name])
+
+
+def test_when_the_new_index_cannot_be_written_the_old_one_is_served(built, monkeypatch, capsys):
+    from service.container import Container
+
+    docs, data, _ = built
+    (docs / "delta.txt").write_text("Glaciers carve valleys over millennia.", encoding="utf-8")
+    monkeypatch.setattr(store.np, "save", _no_space)
+    retriever = Container(Settings(docs_dir=docs, data_dir=data)).ready_retriever(quiet=True)
+    assert set(retriever.index.manifest) == set(THREE)
+    assert "could not write the new index" in capsys.readouterr().err
+
+
+def read_only(monkeypatch) -> None:
+    """The data folder behaves as on a read-only mount (tests run as root, so chmod cannot)."""
+    real_open, real_mkdir = open, Path.mkdir
+
+    def no_write_open(file, mode="r", *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if any(c in mode for c in "wax+"):
+            raise OSError(errno.EROFS, "Read-only file system", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    def no_mkdir(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if not self.exists():
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(store, "open", no_write_open, raising=False)
+    monkeypatch.setattr(Path, "mkdir", no_mkdir)
+
+
+def test_a_read_only_data_folder_serves_an_up_to_date_index(built, monkeypatch):
+    from service.container import Container
+
+    docs, data, _ = built
+    read_only(monkeypatch)
+    assert ingest(docs, data).up_to_date
+    retriever = Container(Settings(docs_dir=docs, data_dir=data)).ready_retriever(quiet=True)
+    assert retriever.retrieve("What do volcanoes release?", 1)[0].sentence.document == "gamma/notes.txt"
+
+
+def test_a_read_only_data_folder_gives_ingest_a_clear_error(built, monkeypatch, tmp_path):
+    docs, data, _ = built
+    (docs / "delta.txt").write_text("Glaciers carve valleys over millennia.", encoding="utf-8")
+    read_only(monkeypatch)
+    with pytest.raises(store.IndexWriteError, match="read-only and the corpus changed"):
+        ingest(docs, data)
+    with pytest.raises(store.IndexWriteError, match="read-only and there is no index yet"):
+        ingest(docs, tmp_path / "elsewhere")

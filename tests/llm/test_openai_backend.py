@@ -120,3 +120,9 @@ def test_an_unreachable_server_is_a_clear_error():
     backend = OpenAIBackend(Settings(openai_base_url="http://127.0.0.1:9/v1", llm_max_retries=0))
     with pytest.raises(LLMError, match="cannot reach"):
         backend.generate(MESSAGES, max_tokens=4)
+
+
+def test_without_a_key_or_base_url_the_backend_contacts_no_one():
+    # Otherwise the client would default to https://api.openai.com/v1, a host nobody configured.
+    with pytest.raises(LLMError, match="not configured: set OPENAI_BASE_URL"):
+        OpenAIBackend(Settings(openai_api_key=None, openai_base_url=None))
