@@ -3,6 +3,8 @@
   Cited(citation)  before the first Delta that uses its [n]
   Delta(text)      verified answer text, one claim at a time
   Done(answer)     the complete answer object (the source of truth), last
+  Progress()       nothing to show yet, the model is still working (while an answer waits for
+                   its check): lets a server notice a client that left and stop the model
 
 `kind` is the name each travels under in `/v1/ask`'s Server-Sent Events.
 """
@@ -33,4 +35,9 @@ class Done:
     answer: Answer
 
 
-AnswerEvent = Cited | Delta | Done
+@dataclass(frozen=True, slots=True)
+class Progress:
+    kind: ClassVar[str] = "progress"
+
+
+AnswerEvent = Cited | Delta | Done | Progress

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from service.answer import extractive, followup, prompts
 from service.answer.claims import Claim, complete_prefix, parse_answer, parse_claim
 from service.answer.context import Context, count_tokens, pack, pack_documents
-from service.answer.events import AnswerEvent, Cited, Delta, Done
+from service.answer.events import AnswerEvent, Cited, Delta, Done, Progress
 from service.answer.answerability import AnswerChecker, refusal_reason
 from service.answer.models import Answer, AnswerCheck, Timings, Usage
 from service.answer.verify import VerifiedClaim, Verifier
@@ -301,8 +301,9 @@ class AnswerService:
                     if len(pending.lstrip()) < len("Answer:"):
                         continue
                     pending, label_checked = _strip_label(pending), True
-                if gate is not None:
-                    continue  # the check needs the model, which is busy until the answer ends
+                if gate is not None:  # the check needs the model, which is busy until the answer ends
+                    yield Progress()  # ...but a client that leaves meanwhile still stops it
+                    continue
                 finished, pending = complete_prefix(pending)
                 if finished:
                     clock.generate += _ms(started)

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Depends, Request
 from sse_starlette import ServerSentEvent
 
-from service.answer.events import AnswerEvent, Cited, Delta, Done
+from service.answer.events import AnswerEvent, Cited, Delta, Done, Progress
 from service.answer.models import Answer
 from service.api.auth import bearer_scheme
 from service.api.runtime import AnswerRun, runtime_of
@@ -70,7 +70,8 @@ def _data(event: AnswerEvent) -> str:
 async def answer_events(run: AnswerRun) -> AsyncIterator[ServerSentEvent]:
     try:
         while (event := await run.next_event()) is not None:
-            yield ServerSentEvent(_data(event), event=event.kind)
+            if not isinstance(event, Progress):  # a tick that lets us notice a client that left
+                yield ServerSentEvent(_data(event), event=event.kind)
     except Exception as exc:
         yield ServerSentEvent(error_data(exc), event="error")
     finally:

@@ -91,7 +91,7 @@ def test_an_answer_past_the_request_timeout_is_504_and_generation_stops(serve):
 
 def test_a_client_leaving_a_stream_stops_the_generation(serve):
     model = slow_model(sentences=100)  # ~7 s if nobody stops it
-    live = serve(model, llm="openai")
+    live = serve(model, llm="openai", answer_check=False)  # unchecked: sentences stream as they come
     with live.client() as c, c.stream("POST", "/v1/ask", json={"question": Q, "stream": True}) as r:
         for line in r.iter_lines():
             if line.startswith("event: delta"):
@@ -101,9 +101,21 @@ def test_a_client_leaving_a_stream_stops_the_generation(serve):
     wait_for(lambda: live.runtime.queue.running == 0, timeout=3)
 
 
+def test_a_client_leaving_a_checked_stream_before_any_text_stops_the_generation(serve):
+    model = slow_model(sentences=100)  # ~7 s; a checked answer shows nothing before it ends
+    live = serve(model, llm="openai")
+    with live.client() as c, c.stream("POST", "/v1/ask", json={"question": Q, "stream": True}) as r:
+        assert r.status_code == 200
+        assert model.started.wait(3)
+        time.sleep(0.3)  # leave while the model is still writing
+    assert model.closed.wait(3), "the model's stream was not closed"
+    assert model.chunks_sent < model.total_chunks
+    wait_for(lambda: live.runtime.queue.running == 0, timeout=3)
+
+
 def test_a_client_leaving_a_chat_stream_stops_the_generation(serve):
     model = slow_model(sentences=100)
-    live = serve(model, llm="openai")
+    live = serve(model, llm="openai", answer_check=False)
     body = {"model": "footnote", "stream": True, "messages": [{"role": "user", "content": Q}]}
     with live.client() as c, c.stream("POST", "/v1/chat/completions", json=body) as r:
         for line in r.iter_lines():

@@ -58,7 +58,7 @@ def test_seed_run_records_every_item(gold, extractive_run) -> None:
         assert res.refused == (not rec["citations"])
         assert res.answer == ("" if res.refused else rec["answer"])
         assert res.citation_texts == [c["text"] for c in rec["citations"]]
-        assert set(res.latency_ms) == {"retrieve", "generate", "verify", "total"}
+        assert set(res.latency_ms) == {"retrieve", "generate", "verify", "check", "total"}
         assert res.latency_ms["total"] >= res.latency_ms["retrieve"] > 0
         assert len(res.retrieved_texts) == 10
         # No model ran: zero tokens, not an estimate.
