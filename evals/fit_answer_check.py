@@ -138,11 +138,12 @@ def curve(records: list[dict], scores: dict[str, float], thresholds: list[float]
 def fit(args: argparse.Namespace) -> int:
     records = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
     checked = [r for r in records if r["check"]]
-    x_raw = np.array([[r["check"]["features"][f] for f in FEATURES] for r in checked], dtype=float)
+    features = args.features.split(",") if args.features else list(FEATURES)
+    x_raw = np.array([[r["check"]["features"][f] for f in features] for r in checked], dtype=float)
     y = np.array([1.0 if r["right"] else 0.0 for r in checked])
     print(f"{len(records)} items, {len(checked)} answered and checked ({int(y.sum())} right, {int(len(y) - y.sum())} not)")
-    for i, name in enumerate(FEATURES):
-        a = auc(x_raw[:, i], y)
+    for name in FEATURES:
+        a = auc(np.array([r["check"]["features"][name] for r in checked]), y)
         print(f"  AUC {name:17s} {max(a, 1 - a):.3f}{' (lower is better)' if a < 0.5 else ''}")
     means = x_raw.mean(axis=0)
     scales = np.where(x_raw.std(axis=0) > 1e-6, x_raw.std(axis=0), 1.0)
@@ -159,15 +160,16 @@ def fit(args: argparse.Namespace) -> int:
     best = max(rows, key=lambda r: (r["balanced"], -r["threshold"]))
     print(f"\nbest balanced: threshold {best['threshold']:.2f} (refusal {best['refusal']}, answerable accuracy "
           f"{best['answerable_accuracy']})")
+    chosen = args.threshold if args.threshold is not None else best["threshold"]
     weights = {
         "note": f"fitted by evals/fit_answer_check.py on {len(checked)} answered squad2-train items "
                 f"({len(records)} asked); cross-validated AUC {auc(cv, y):.3f}",
         "intercept": intercept,
-        "coefficients": {f: float(c) for f, c in zip(FEATURES, coefficients)},
-        "means": {f: float(m) for f, m in zip(FEATURES, means)},
-        "scales": {f: float(s) for f, s in zip(FEATURES, scales)},
+        "coefficients": {f: float(c) for f, c in zip(features, coefficients)},
+        "means": {f: float(m) for f, m in zip(features, means)},
+        "scales": {f: float(s) for f, s in zip(features, scales)},
         "curve": rows,
-        "suggested_threshold": best["threshold"],
+        "threshold": chosen,
     }
     print(json.dumps({k: weights[k] for k in ("intercept", "coefficients")}, indent=1))
     if args.write:
@@ -188,6 +190,8 @@ def main() -> int:
     f = sub.add_parser("fit")
     f.add_argument("data", type=Path)
     f.add_argument("--write", action="store_true", help="write service/answer/answer_check.json")
+    f.add_argument("--features", default="", help="comma-separated signals to fit on (default: all)")
+    f.add_argument("--threshold", type=float, default=None, help="the default operating point to record")
     args = parser.parse_args()
     return collect(args) if args.command == "collect" else fit(args)
 

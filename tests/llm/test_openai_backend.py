@@ -126,3 +126,15 @@ def test_without_a_key_or_base_url_the_backend_contacts_no_one():
     # Otherwise the client would default to https://api.openai.com/v1, a host nobody configured.
     with pytest.raises(LLMError, match="not configured: set OPENAI_BASE_URL"):
         OpenAIBackend(Settings(openai_api_key=None, openai_base_url=None))
+
+
+def test_yes_no_probabilities_come_from_the_first_tokens_top_logprobs():
+    import math
+
+    from service.llm.openai_backend import probabilities_from_top
+
+    tops = [("Yes", math.log(0.6)), (" yes", math.log(0.1)), ("No", math.log(0.2)), ("Maybe", math.log(0.1))]
+    p = probabilities_from_top(tops, ["yes", "no"])
+    assert abs(p["yes"] - 0.7 / 0.9) < 1e-9 and abs(p["no"] - 0.2 / 0.9) < 1e-9
+    assert probabilities_from_top([("no", 0.0)], ["yes", "no"]) == {"yes": 0.0, "no": 1.0}  # a server without logprobs
+    assert probabilities_from_top([("Perhaps", 0.0)], ["yes", "no"]) == {"yes": 0.5, "no": 0.5}
