@@ -23,13 +23,13 @@ def test_a_refusal_names_what_the_evidence_lacks():
     assert "'polish'" in reason
 
 
-def test_the_score_rises_with_the_judge_and_falls_with_missing_facts(scripted):
+def test_the_shipped_score_rises_with_the_model_judgement_and_the_question_overlap(scripted):
     weights = load_weights()
     base = {"recheck": 0.9, "judge": 0.9, "facts_missing": 0.0, "question_overlap": 0.8, "similarity": 0.7,
             "reattributed": 0.0}
     model_signal = next(name for name in ("recheck", "judge") if name in weights.coefficients)
     assert weights.score(base) > weights.score({**base, model_signal: 0.1})
-    assert weights.score(base) > weights.score({**base, "facts_missing": 1.0})
+    assert weights.score(base) > weights.score({**base, "question_overlap": 0.1})
 
 
 def test_the_checker_asks_the_answering_model_and_reports_every_signal(scripted):
