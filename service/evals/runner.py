@@ -250,6 +250,8 @@ def run_eval(
             "tokens_estimated": estimated,
             "verification": answer.verification.model_dump(),
             "warnings": list(answer.warnings),
+            "refusal_reason": answer.refusal_reason,
+            "check": answer.check.model_dump() if answer.check else None,
         }
         results.append(result)
         records.append(record)

@@ -111,6 +111,9 @@ class OracleModel:
                     return f"{item['evidence'][0]} [{marker.group(1)}]"
         return "NOT_FOUND"
 
+    def choice_probabilities(self, messages, options) -> dict[str, float]:  # the answer check: it is right
+        return {"yes": 1.0, "no": 0.0}
+
     def generate(self, messages, *, max_tokens, stop=None) -> Generation:  # pragma: no cover
         text = self._reply(messages)
         return Generation(text, self.model, 0, 0)
