@@ -9,6 +9,12 @@ load and a warm-up, where the time goes, recall of the sentence each query was m
 peak memory).
 
     .venv/bin/python evals/bench_retrieval.py --sizes 1000,10000 --out bench.json
+    .venv/bin/python evals/bench_retrieval.py --sizes 10000 --store postgresql://…
+
+With `--store` the index goes into that PostgreSQL database (schema `bench_<size>`, replaced
+on every run) instead of a data folder: "dense" is then the time spent in the database (the
+pgvector scan and the cosine look-ups of keyword-only hits), index MB the schema's size, and
+each result also has `file_recall_at_k`, the file index's recall on the same queries.
 
 Prints a markdown table; `--out` writes everything as JSON.
 """
@@ -139,6 +145,52 @@ def _folder_bytes(folder: Path) -> int:
 # -- child processes -------------------------------------------------------------------------
 
 
+def _store_settings(url: str, size_label: str, threads: int = 0, batch_size: int = 64,
+                    docs: Path | None = None):  # noqa: ANN202
+    from service.settings import Settings
+
+    return Settings(store=url, store_schema=f"bench_{size_label}", embed_threads=threads,
+                    embed_batch_size=batch_size, **({"docs_dir": docs} if docs else {}))
+
+
+def child_ingest_store(docs: Path, url: str, label: str, batch_size: int, threads: int) -> dict:
+    import psycopg
+
+    from service.container import Container
+
+    settings = _store_settings(url, label, threads, batch_size, docs)
+    with psycopg.connect(url, autocommit=True) as conn:  # a fresh schema: a full ingest
+        conn.execute(f"DROP SCHEMA IF EXISTS {settings.store_schema} CASCADE")
+    marks: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    def progress(message: str) -> None:
+        if message.startswith("embedding "):
+            marks["embed_start"] = time.perf_counter()
+        elif message.startswith("publishing to"):
+            marks["bm25_start"] = time.perf_counter()
+
+    report = Container(settings).ingest(progress)
+    total = time.perf_counter() - t0
+    with psycopg.connect(url) as conn:
+        size = conn.execute(
+            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n"
+            " ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
+            [settings.store_schema]).fetchone()[0]
+    return {
+        "sentences": report.sentences,
+        "documents": report.documents,
+        "ingest_s": total,
+        "ingest_sentences_per_s": report.sentences / total,
+        "phase_read_segment_s": marks["embed_start"] - t0,
+        "phase_embed_s": marks["bm25_start"] - marks["embed_start"],
+        "embed_sentences_per_s": report.embedded / (marks["bm25_start"] - marks["embed_start"]),
+        "phase_publish_s": t0 + total - marks["bm25_start"],
+        "index_bytes": int(size),
+        "ingest_peak_rss_mb": _peak_rss_mb(),
+    }
+
+
 def child_ingest(docs: Path, data: Path, batch_size: int, threads: int) -> dict:
     from service.index import store
     from service.ingest.pipeline import ingest
@@ -187,35 +239,55 @@ class _Timer:
         return timed
 
 
-def child_search(data: Path, queries: list[tuple[str, str]], top_k: int, threads: int) -> dict:
+def child_search(data: Path, queries: list[tuple[str, str]], top_k: int, threads: int,
+                 store: str | None = None, label: str = "") -> dict:
     import numpy as np
 
-    from service.index.embedding import MiniLMEncoder
-    from service.index.loader import open_retriever
+    from service.container import Container
     from service.settings import Settings
 
     rss_before = _peak_rss_mb()
+    container = Container(_store_settings(store, label, threads) if store
+                          else Settings(data_dir=data, embed_threads=threads))
     t = time.perf_counter()
-    encoder = MiniLMEncoder(threads, spinning=False)
+    container.encoder(for_queries=True)
     encoder_load = time.perf_counter() - t
     t = time.perf_counter()
-    retriever = open_retriever(Settings(data_dir=data, embed_threads=threads), encoder)
+    retriever = container.open_retriever()
     index_load = time.perf_counter() - t
     rss_loaded = _peak_rss_mb()
 
-    # Where the time goes: wrap the query encoder, the BM25 search and the dense matmul.
+    # Where the time goes: wrap the query encoder, the BM25 search and the dense matmul (for a
+    # database store: the time holding a connection, i.e. the queries).
     embed_t, bm25_t, matmul_t = _Timer(), _Timer(), _Timer()
     retriever._encoder.encode = embed_t.wrap(retriever._encoder.encode)
-    retriever._keyword.search = bm25_t.wrap(retriever._keyword.search)
+    if retriever._keyword is not None:
+        retriever._keyword.search = bm25_t.wrap(retriever._keyword.search)
 
-    class TimedMatrix(np.ndarray):
-        def __matmul__(self, other):
+    if store:
+        from contextlib import contextmanager
+
+        connection = retriever.store.connection
+
+        @contextmanager
+        def timed_connection():  # noqa: ANN202
             t0 = time.perf_counter()
-            out = np.asarray(self).__matmul__(other)
-            matmul_t.total += time.perf_counter() - t0
-            return out
+            try:
+                with connection() as conn:
+                    yield conn
+            finally:
+                matmul_t.total += time.perf_counter() - t0
 
-    retriever.index.embeddings = retriever.index.embeddings.view(TimedMatrix)
+        retriever.store.connection = timed_connection
+    else:
+        class TimedMatrix(np.ndarray):
+            def __matmul__(self, other):
+                t0 = time.perf_counter()
+                out = np.asarray(self).__matmul__(other)
+                matmul_t.total += time.perf_counter() - t0
+                return out
+
+        retriever.index.embeddings = retriever.index.embeddings.view(TimedMatrix)
 
     for question, _ in queries[:10]:  # warm-up (first calls allocate, fill caches)
         retriever.retrieve(question, top_k)
@@ -269,8 +341,9 @@ def bench_size(size: int, workdir: Path, args: argparse.Namespace) -> dict:
     (base / "queries.json").write_text(json.dumps(queries))
     print(f"[{size}] corpus written in {generate_s:.1f} s; ingesting ...", file=sys.stderr, flush=True)
     result = {"size": size, "generate_s": generate_s}
+    store = ["--store", args.store, "--label", str(size)] if args.store else []
     result.update(_run_child(["--child", "ingest", "--docs", str(docs), "--data", str(data),
-                              "--batch-size", str(args.batch_size), "--threads", str(args.threads)]))
+                              "--batch-size", str(args.batch_size), "--threads", str(args.threads), *store]))
     print(f"[{size}] ingested {result['sentences']} sentences at "
           f"{result['ingest_sentences_per_s']:.0f}/s; searching ...", file=sys.stderr, flush=True)
     search_threads = args.threads if args.search_threads is None else args.search_threads
@@ -278,7 +351,17 @@ def bench_size(size: int, workdir: Path, args: argparse.Namespace) -> dict:
             "MKL_NUM_THREADS": str(search_threads)} if search_threads else None
     result.update(_run_child(["--child", "search", "--data", str(data), "--queries-file",
                               str(base / "queries.json"), "--top-k", str(args.top_k),
-                              "--threads", str(search_threads)], blas))
+                              "--threads", str(search_threads), *store], blas))
+    if args.store and args.compare_file:  # the file index's recall on the same queries
+        print(f"[{size}] the file index on the same corpus, for recall ...", file=sys.stderr, flush=True)
+        _run_child(["--child", "ingest", "--docs", str(docs), "--data", str(data),
+                    "--batch-size", str(args.batch_size), "--threads", str(args.threads)])
+        file = _run_child(["--child", "search", "--data", str(data), "--queries-file",
+                           str(base / "queries.json"), "--top-k", str(args.top_k),
+                           "--threads", str(search_threads)], blas)
+        result["file_recall_at_k"] = file["recall_at_k"]
+        result["file_search_p50_ms"] = file["search_p50_ms"]
+        result["file_search_p95_ms"] = file["search_p95_ms"]
     result["search_threads"] = search_threads
     result["load_average_1m_after"] = os.getloadavg()[0]  # > cpus means the numbers are contended
     if not args.keep:
@@ -299,7 +382,8 @@ def markdown(results: list[dict]) -> str:
             f"| {r['ingest_peak_rss_mb']:.0f} | {r['index_load_s']:.2f} + {r['encoder_load_s']:.2f} "
             f"| {r['serve_peak_rss_mb']:.0f} | {r['search_p50_ms']:.2f} | {r['search_p95_ms']:.2f} "
             f"| {b['query_embedding']:.2f} / {b['dense_matmul']:.2f} / {b['bm25']:.2f} / "
-            f"{b['topk_fusion_rest']:.2f} | {r['recall_at_k']:.2f} |"
+            f"{b['topk_fusion_rest']:.2f} | {r['recall_at_k']:.2f}"
+            + (f" (file index {r['file_recall_at_k']:.2f})" if "file_recall_at_k" in r else "") + " |"
         )
     return "\n".join(lines)
 
@@ -317,21 +401,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--workdir", type=Path, help="keep corpora/indexes here instead of a temp folder")
     p.add_argument("--keep", action="store_true", help="do not delete each size's corpus and index")
+    p.add_argument("--store", help="postgresql://… : bench the PostgreSQL store instead of the file index")
+    p.add_argument("--no-compare-file", dest="compare_file", action="store_false",
+                   help="with --store: skip building the file index for the recall comparison")
     # internal: child processes
     p.add_argument("--child", choices=["ingest", "search"], help=argparse.SUPPRESS)
     p.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--docs", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--queries-file", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--label", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     if args.child:
         sys.path.insert(0, str(ROOT))
-        if args.child == "ingest":
+        if args.child == "ingest" and args.store:
+            result = child_ingest_store(args.docs, args.store, args.label, args.batch_size, args.threads)
+        elif args.child == "ingest":
             result = child_ingest(args.docs, args.data, args.batch_size, args.threads)
         else:
             queries = [tuple(q) for q in json.loads(args.queries_file.read_text())]
-            result = child_search(args.data, queries, args.top_k, args.threads)
+            result = child_search(args.data, queries, args.top_k, args.threads, args.store, args.label)
         args.child_out.write_text(json.dumps(result))
         return 0
 
@@ -358,7 +448,7 @@ def _envelope(results: list[dict], args: argparse.Namespace) -> dict:
                     "python": platform.python_version()},
         "settings": {"queries": args.queries, "top_k": args.top_k, "batch_size": args.batch_size,
                      "threads": args.threads, "search_threads": args.search_threads,
-                     "seed": args.seed},
+                     "seed": args.seed, "store": "postgresql" if args.store else "files"},
         "results": results,
     }
 

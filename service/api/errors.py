@@ -22,6 +22,7 @@ from service.answer.service import BackendNotAllowed, InvalidQuestion
 from service.api.schemas import ErrorResponse
 from service.errors import FootnoteError
 from service.index.hybrid import UnknownDocuments
+from service.index.stores import StoreUnavailable
 from service.llm.base import LLMBusy, LLMCrashed, LLMError, LLMTimeout
 from service.llm.registry import UnknownBackend
 
@@ -78,6 +79,8 @@ def from_answer_error(exc: BaseException) -> ApiError | None:
         return exc
     if isinstance(exc, UnknownDocuments):
         return ApiError(404, str(exc), code="unknown_document", param="documents")
+    if isinstance(exc, StoreUnavailable):  # the shared index's database restarts or is down
+        return ApiError(503, str(exc), code="store_unavailable", headers={"Retry-After": "2"})
     if isinstance(exc, LLMCrashed):
         return ApiError(503, str(exc), code="model_restarting", headers={"Retry-After": "5"})
     if isinstance(exc, LLMBusy):
@@ -184,6 +187,10 @@ class CatchAllMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except StoreUnavailable as exc:  # wherever the database went away: a 503, never a 500
+            log.warning("%s %s: %s", scope.get("method"), scope.get("path"), exc)
+            if not started:
+                await from_answer_error(exc).response()(scope, receive, send)  # type: ignore[union-attr]
         except Exception:
             log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if started:

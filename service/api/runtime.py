@@ -142,6 +142,7 @@ class Runtime:
         self.container = container or Container(settings)
         self.service = service
         self.index_error: str | None = None
+        self.store_error: str | None = None  # the shared index's database is unreachable
         self.backend = BackendState(settings.resolved_backend)
         self.queue = GenerationQueue(settings.max_queue, settings.queue_wait_s)
         self.started = int(time.time())
@@ -157,21 +158,39 @@ class Runtime:
             yield
             tasks.cancel_scope.cancel()
 
-    async def follow_index(self, every_s: float = 2.0) -> None:
-        """Swap in a new index version when `footnote ingest` publishes one (CURRENT changes),
-        so documents added while the service runs become answerable without a restart."""
-        from service.index.store import current_folder
+    async def follow_index(self, every_s: float = 1.0) -> None:
+        """Swap in a new index version when `footnote ingest` publishes one (CURRENT changes, or
+        the shared store's live version), so documents added while the service runs become
+        answerable without a restart. For a shared store this also notices the database going
+        away (readiness fails) and coming back (it recovers, and a replica that started
+        without an index loads one)."""
+        from service.index.stores import StoreUnavailable
 
+        store = self.container.store
         while True:
             await anyio.sleep(every_s)
+            try:
+                live = await anyio.to_thread.run_sync(store.live_version, abandon_on_cancel=True)
+            except StoreUnavailable as exc:
+                if self.store_error is None:
+                    log.warning("%s; readiness fails until it is back", exc)
+                self.store_error = str(exc)
+                continue
+            except Exception as exc:  # no index or a broken pointer: keep serving what we have
+                self.store_error = None
+                if store.shared and self.service is None:
+                    self.index_error = f"the index could not be loaded: {exc}"
+                continue
+            if self.store_error is not None:
+                log.info("the index store is reachable again")
+                self.store_error = None
             service = self.service
             if service is None:
+                if store.shared and self.index_error is not None:  # it failed at start: try again
+                    self.index_error = None
+                    await self.warm_up()
                 continue
-            try:
-                live = current_folder(self.settings.data_dir).name
-            except Exception:  # no index or a broken pointer: keep serving what we have
-                continue
-            if live == service.index.folder.name:
+            if live == service.index.version:
                 continue
             try:
                 retriever = await anyio.to_thread.run_sync(self.container.open_retriever, abandon_on_cancel=True)
@@ -185,8 +204,10 @@ class Runtime:
         """Open the index (unless a service was given), then load the default backend."""
         if self.service is None:
             try:
-                self.service = await anyio.to_thread.run_sync(
-                    lambda: self.container.answer_service(quiet=True), abandon_on_cancel=True)
+                container = self.container
+                self.service = await anyio.to_thread.run_sync(  # replicas of a shared store only read it
+                    lambda: container.answer_service(container.open_retriever()) if container.store.shared
+                    else container.answer_service(quiet=True), abandon_on_cancel=True)
             except Exception as exc:
                 log.exception("could not load the index")
                 self.index_error = f"the index could not be loaded: {exc}"
@@ -212,6 +233,8 @@ class Runtime:
                 self.backend.usable, self.backend.detail = False, str(exc)
 
     def not_ready_reason(self) -> str | None:
+        if self.store_error:
+            return self.store_error
         if self.index_error:
             return self.index_error
         if self.service is None:

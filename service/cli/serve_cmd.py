@@ -41,7 +41,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.model_copy(update=updates)
     container = Container(settings)
     service, refresh = container.serving_service()
-    question = example_question(service.index)
+    question = example_question(service.index) if service is not None else GENERIC_QUESTION
     config = server_config(create_app(settings, service, container), settings)
 
     class Server(uvicorn.Server):

@@ -97,7 +97,10 @@ def build_service(settings: Settings, docs_dir: Path, *, backend: str | None = N
     """An AnswerService over `docs_dir` (ingested into `eval_data_dir`, incremental)."""
     from service.container import Container
 
-    update: dict[str, Any] = {"docs_dir": Path(docs_dir), "data_dir": eval_data_dir(settings, docs_dir)}
+    data_dir = eval_data_dir(settings, docs_dir)
+    update: dict[str, Any] = {"docs_dir": Path(docs_dir), "data_dir": data_dir}
+    if data_dir != Path(settings.data_dir):  # a shared store keeps each eval corpus in its own schema
+        update["store_schema"] = f"{settings.store_schema}_eval_{data_dir.name.split('-')[-1]}"[:63]
     if backend:
         update["llm"] = backend
     return Container(settings.model_copy(update=update)).answer_service(quiet=quiet)

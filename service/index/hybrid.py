@@ -86,15 +86,25 @@ class HybridRetriever:
             return []
         lo = float(ranked_cos[dense_rows].min()) if dense_rows.size else 0.0
         hi = float(ranked_cos[dense_rows].max()) if dense_rows.size else 1.0
-        dense_norm = np.clip((cosine[candidates] - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
-        top_kw = max(keyword.values(), default=0.0)
-        kw_norm = np.array([keyword.get(int(r), 0.0) / top_kw if top_kw else 0.0 for r in candidates])
-        fused = DENSE_WEIGHT * dense_norm + (1 - DENSE_WEIGHT) * kw_norm
-        order = np.lexsort((candidates, -fused))[:top_k]
+        ranked = relative_score_fusion(candidates, cosine[candidates], (lo, hi), keyword, top_k)
         return [
             Hit(
-                self.index.sentences[int(candidates[i])], float(fused[i]),
+                self.index.sentences[int(candidates[i])], score,
                 float(cosine[candidates[i]]), keyword.get(int(candidates[i]), 0.0), int(candidates[i]),
             )
-            for i in order
+            for i, score in ranked
         ]
+
+
+def relative_score_fusion(rows: np.ndarray, cosine: np.ndarray, dense_range: tuple[float, float],
+                          keyword: dict[int, float], top_k: int) -> list[tuple[int, float]]:
+    """[(position in `rows`, fused score)] best first, ties by row: each side min-max
+    normalised (dense over its own top candidates, `dense_range`; keyword by its best score)
+    and mixed by DENSE_WEIGHT. Shared by every index store so they rank alike."""
+    lo, hi = dense_range
+    dense_norm = np.clip((cosine - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
+    top_kw = max(keyword.values(), default=0.0)
+    kw_norm = np.array([keyword.get(int(r), 0.0) / top_kw if top_kw else 0.0 for r in rows])
+    fused = DENSE_WEIGHT * dense_norm + (1 - DENSE_WEIGHT) * kw_norm
+    order = np.lexsort((rows, -fused))[:top_k]
+    return [(int(i), float(fused[i])) for i in order]

@@ -81,6 +81,11 @@ class IndexData:
     sentences: list[Sentence]
     embeddings: np.ndarray  # (n, DIMENSION) float32, L2-normalised rows
 
+    @property
+    def version(self) -> str:
+        """The version's name, as `stores.IndexStore.live_version` reports it."""
+        return self.folder.name
+
     def sentences_of(self, doc_id: str) -> list[Sentence]:
         entry = self.manifest[doc_id]
         return self.sentences[entry.first : entry.first + entry.count]
