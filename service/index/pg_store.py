@@ -306,15 +306,21 @@ class PgIndexStore:
                                    application_name="footnote-ingest")
         except psycopg.OperationalError as exc:
             raise self._unavailable(exc) from exc
+        lock = [f"footnote-ingest:{self._schema_name}"]
         try:
             with conn:
-                got = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))",
-                                   [f"footnote-ingest:{self._schema_name}"]).fetchone()[0]
+                got = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", lock).fetchone()[0]
                 if not got:  # session lock: released by the database if this process dies
                     raise IngestBusy(f"another `footnote ingest` is writing to {self.where} "
                                      f"(schema {self._schema_name})")
-                self.ensure_schema(conn)
-                return self._ingest_locked(conn, sources, docs_dir, report, say, t0)
+                try:
+                    self.ensure_schema(conn)
+                    return self._ingest_locked(conn, sources, docs_dir, report, say, t0)
+                finally:
+                    # Released here, not by closing: the server ends a closed session a moment
+                    # later, and an ingest started right after this one would find it still held.
+                    if not conn.closed and not conn.broken:
+                        conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", lock)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise self._unavailable(exc) from exc
 
