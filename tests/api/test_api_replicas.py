@@ -164,3 +164,31 @@ def test_killing_the_database_mid_requests_gives_503_then_recovers(own_pg_server
         stop.set()
         live.stop()
         container.close()
+
+
+def test_a_replica_started_while_the_database_is_down_becomes_ready_when_it_is_back(
+        own_pg_server, make_corpus, tmp_path):
+    docs = make_corpus({"bridges.txt": BRIDGE})
+    settings = Settings(store=own_pg_server.url, store_schema="footnote", docs_dir=docs,
+                        data_dir=tmp_path / "data", llm="extractive")
+    ingesting = Container(settings)
+    ingesting.ingest()
+    ingesting.close()
+    own_pg_server.kill()
+    container = Container(settings)
+    service, refresh = container.serving_service()  # what `footnote serve` does first
+    assert service is None and refresh is None
+    live = LiveServer(create_app(settings, service, container))
+    url = live.start()
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            assert client.get("/healthz").status_code == 200
+            assert wait_for(lambda: "unreachable" in client.get("/readyz").json()["error"]["message"], 30)
+            assert client.post("/v1/ask", json={"question": "When did the bridge open?"}).status_code == 503
+            own_pg_server.start()
+            assert wait_for(lambda: client.get("/readyz").status_code == 200, 60) is not None
+            answer = client.post("/v1/ask", json={"question": "When did the Oresund Bridge open?"}).json()
+            assert answer["citations"][0]["text"] == BRIDGE
+    finally:
+        live.stop()
+        container.close()
