@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     context_tokens: int = Field(1200, ge=128)
     # Whole documents up to this many tokens go into the prompt instead of retrieved sentences
     # (their processed prefix is saved and reused: later questions cost only their own tokens)
-    document_context_tokens: int = Field(1200, ge=0)
+    document_context_tokens: int = Field(0, ge=0)
     model_path: Path | None = None  # a GGUF file to use instead of the assembled default
     llm_threads: int = Field(0, ge=0, description="llama.cpp threads; 0 = all cores")
     llm_context_window: int = Field(4096, ge=512)
