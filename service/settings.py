@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     min_relevance: float = Field(0.25, description="best dense score below which we refuse")
     # The answer check (service/answer/answerability.py): a generative answer whose estimated
     # probability of being right is below the threshold is refused. Higher: refuse more.
-    answer_check: bool = True
+    answer_check: bool = False
     answer_threshold: float = Field(0.3, ge=0.0, le=1.0)
     answer_check_all_signals: bool = False  # compute every signal, weighted or not (fitting)
     refusal_message: str = DEFAULT_REFUSAL

@@ -52,7 +52,9 @@ def recorded_squad2_run(recorder, tmp_path_factory):
     from service.container import Container
     from service.settings import Settings
 
-    settings = recorded_settings(Settings(docs_dir=SQUAD2_DEV / "docs", data_dir=tmp_path_factory.mktemp("squad2")))
+    # Answered in strict mode: the answer check on (FOOTNOTE_ANSWER_CHECK=true, the default threshold).
+    settings = recorded_settings(Settings(docs_dir=SQUAD2_DEV / "docs", data_dir=tmp_path_factory.mktemp("squad2"),
+                                          answer_check=True))
     container = Container(settings)
     backend = OpenAIBackend(settings)
     service = AnswerService(container.ready_retriever(quiet=True), settings, lambda name: backend)
