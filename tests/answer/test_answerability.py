@@ -60,11 +60,11 @@ def test_the_recheck_continues_the_answer_conversation(scripted):
 def test_a_check_that_fails_turns_the_answer_into_a_refusal_with_a_reason(make_service, scripted, context_id):
     reply = lambda m: f"Giorgia Meloni [{context_id(m, 'Giorgia Meloni')}]."  # noqa: E731
     question = "Which country's leader said he would send troops?"
-    refused = make_service(scripted(reply, judge_yes=0.01), answer_threshold=0.5).ask(question)
+    refused = make_service(scripted(reply, judge_yes=0.01), answer_check=True, answer_threshold=0.5).ask(question)
     assert not refused.answerable and refused.citations == []
     assert refused.check is not None and not refused.check.passed
     assert refused.refusal_reason
-    kept = make_service(scripted(reply, judge_yes=0.99), answer_threshold=0.0).ask(question)
+    kept = make_service(scripted(reply, judge_yes=0.99), answer_check=True, answer_threshold=0.0).ask(question)
     assert kept.answerable and kept.check is not None and kept.check.passed
     off = make_service(scripted(reply, judge_yes=0.01), answer_check=False).ask(question)
     assert off.answerable and off.check is None
@@ -72,7 +72,8 @@ def test_a_check_that_fails_turns_the_answer_into_a_refusal_with_a_reason(make_s
 
 def test_a_refused_check_streams_no_part_of_the_answer(make_service, scripted, context_id):
     reply = lambda m: f"Giorgia Meloni [{context_id(m, 'Giorgia Meloni')}]. Italy will train troops [{context_id(m, 'Giorgia Meloni')}]."  # noqa: E731
-    events = list(make_service(scripted(reply, judge_yes=0.01), answer_threshold=0.5).ask_stream("Who will send troops?"))
+    events = list(make_service(scripted(reply, judge_yes=0.01), answer_check=True, answer_threshold=0.5)
+                  .ask_stream("Who will send troops?"))
     deltas = [e.text for e in events if isinstance(e, Delta)]
     done = events[-1]
     assert isinstance(done, Done) and not done.answer.answerable

@@ -103,7 +103,7 @@ def test_a_client_leaving_a_stream_stops_the_generation(serve):
 
 def test_a_client_leaving_a_checked_stream_before_any_text_stops_the_generation(serve):
     model = slow_model(sentences=100)  # ~7 s; a checked answer shows nothing before it ends
-    live = serve(model, llm="openai")
+    live = serve(model, llm="openai", answer_check=True)
     with live.client() as c, c.stream("POST", "/v1/ask", json={"question": Q, "stream": True}) as r:
         assert r.status_code == 200
         assert model.started.wait(3)
