@@ -24,6 +24,14 @@ class Generation:
     completion_tokens: int = 0
 
 
+def drain(stream: Iterator[str | Generation]) -> Generation:
+    """A `stream()` consumed to its final Generation (what `generate` is for a streaming backend)."""
+    for item in stream:
+        if isinstance(item, Generation):
+            return item
+    raise LLMError("The local model stopped without finishing its answer.")
+
+
 class LLMError(FootnoteError):
     """The backend failed after its retries; the message is safe to show a user."""
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from service.llm.base import ChatMessage, Generation, LLMBusy, LLMError, LLMTimeout
+from service.llm.base import ChatMessage, Generation, LLMBusy, LLMError, LLMTimeout, drain
 from service.llm.model_files import MODEL_FILENAME, ensure_model
 from service.llm.prefix_states import PrefixStates
 from service.llm.worker_client import WorkerBackend
@@ -56,10 +56,7 @@ class EmbeddedBackend:
     def generate(
         self, messages: list[ChatMessage], *, max_tokens: int, stop: list[str] | None = None
     ) -> Generation:
-        for item in self.stream(messages, max_tokens=max_tokens, stop=stop):
-            if isinstance(item, Generation):
-                return item
-        raise LLMError("The local model stopped without finishing its answer.")
+        return drain(self.stream(messages, max_tokens=max_tokens, stop=stop))
 
     def stream(
         self, messages: list[ChatMessage], *, max_tokens: int, stop: list[str] | None = None

@@ -19,7 +19,7 @@ import time
 from collections.abc import Generator, Iterator, Sequence
 from typing import IO, Any
 
-from service.llm.base import ChatMessage, Generation, LLMBusy, LLMCrashed, LLMError, LLMTimeout
+from service.llm.base import ChatMessage, Generation, LLMBusy, LLMCrashed, LLMError, LLMTimeout, drain
 
 log = logging.getLogger("footnote.llm")
 
@@ -200,10 +200,7 @@ class WorkerBackend:
     def generate(
         self, messages: list[ChatMessage], *, max_tokens: int, stop: list[str] | None = None
     ) -> Generation:
-        for item in self.stream(messages, max_tokens=max_tokens, stop=stop):
-            if isinstance(item, Generation):
-                return item
-        raise LLMError("The local model stopped without finishing its answer.")
+        return drain(self.stream(messages, max_tokens=max_tokens, stop=stop))
 
     def stream(
         self, messages: list[ChatMessage], *, max_tokens: int, stop: list[str] | None = None
