@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from service.llm.base import ChatMessage, Generation, LLMBusy, LLMError, LLMTimeout, drain
+from service.llm.base import ChatMessage, Generation, LLMError, LLMTimeout, drain
 from service.llm.model_files import MODEL_FILENAME, ensure_model
 from service.llm.prefix_states import PrefixStates
 from service.llm.worker_client import WorkerBackend
@@ -35,22 +35,19 @@ DEFAULT_MODEL_NAME = MODEL_FILENAME.removesuffix(".gguf")
 
 
 class EmbeddedBackend:
-    """`LLMBackend` over a loaded `llama_cpp.Llama`, greedy decoding, serialised generations."""
+    """`LLMBackend` over a loaded `llama_cpp.Llama`, greedy decoding. Not thread-safe: the model
+    worker calls it one request at a time, and `WorkerBackend` is the slot in front of it."""
 
     name = "embedded"
     extra_buffers = True  # whether llama.cpp's extra buffer types (repacked weights) are in use
 
     def __init__(
-        self, llm: Llama, *, model: str, queue_wait_s: float, timeout_s: float, state_cache_bytes: int = 0
+        self, llm: Llama, *, model: str, timeout_s: float, state_cache_bytes: int = 0
     ) -> None:
         self.model = model
         self._llm = llm
         self.states = PrefixStates(state_cache_bytes)
-        self._queue_wait_s = queue_wait_s
         self._timeout_s = timeout_s
-        # A semaphore, not a Lock: a streaming response may be resumed and closed by a
-        # different worker thread than the one that started it.
-        self._slot = threading.Semaphore(1)
         self._formatter = _chat_formatter(llm)
 
     def generate(
@@ -61,18 +58,10 @@ class EmbeddedBackend:
     def stream(
         self, messages: list[ChatMessage], *, max_tokens: int, stop: list[str] | None = None
     ) -> Iterator[str | Generation]:
-        # The slot is taken on the first next() and released in `finally`, which also runs
-        # when the consumer closes the generator early (a disconnected HTTP client).
-        if not self._slot.acquire(timeout=self._queue_wait_s):
-            raise LLMBusy("The local model is busy with other questions; please retry shortly.")
-        try:
-            generation = yield from self._stream_locked(messages, max_tokens=max_tokens, stop=stop)
-        finally:
-            self._slot.release()
-        # Yielded after releasing, so a consumer that stops at the Generation holds nothing.
+        generation = yield from self._stream_text(messages, max_tokens=max_tokens, stop=stop)
         yield generation
 
-    def _stream_locked(
+    def _stream_text(
         self, messages: list[ChatMessage], *, max_tokens: int, stop: list[str] | None
     ) -> Generator[str, None, Generation]:
         """Yield the deltas; return the final Generation."""
@@ -101,7 +90,7 @@ class EmbeddedBackend:
         except Exception as exc:
             raise LLMError(f"The local model failed while generating: {exc}") from exc
         finally:
-            chunks.close()  # finish llama's generator while we still hold the slot
+            chunks.close()  # finish llama's generator before the next request
         self.states.save(self._llm)
         return Generation(
             text="".join(text),
@@ -137,24 +126,19 @@ class EmbeddedBackend:
     def choice_probabilities(self, messages: list[ChatMessage], options: Sequence[str]) -> dict[str, float]:
         """How likely the reply starts with each option ("yes", "no"), renormalised over them:
         one forward pass over the prompt's new tokens, no sampling."""
-        if not self._slot.acquire(timeout=self._queue_wait_s):
-            raise LLMBusy("The local model is busy with other questions; please retry shortly.")
+        tokens = self._prompt_tokens(messages)
+        self._check_fits(len(tokens))
+        llm = self._llm
+        done = self.states.restore_best(llm, tokens)
+        done = min(done, len(tokens) - 1)  # the last token is decoded again for its logits
         try:
-            tokens = self._prompt_tokens(messages)
-            self._check_fits(len(tokens))
-            llm = self._llm
-            done = self.states.restore_best(llm, tokens)
-            done = min(done, len(tokens) - 1)  # the last token is decoded again for its logits
-            try:
-                llm.n_tokens = done  # eval() drops the KV cells past this point
-                llm.eval(tokens[done:])
-                logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).copy()  # noqa: SLF001
-            except Exception as exc:
-                raise LLMError(f"The local model failed while scoring: {exc}") from exc
-            self.states.save(llm)  # keeps the check's rules-and-examples prefix for the next one
-            return option_probabilities(logits, {o: self._first_tokens(o) for o in options})
-        finally:
-            self._slot.release()
+            llm.n_tokens = done  # eval() drops the KV cells past this point
+            llm.eval(tokens[done:])
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).copy()  # noqa: SLF001
+        except Exception as exc:
+            raise LLMError(f"The local model failed while scoring: {exc}") from exc
+        self.states.save(llm)  # keeps the check's rules-and-examples prefix for the next one
+        return option_probabilities(logits, {o: self._first_tokens(o) for o in options})
 
     def _first_tokens(self, option: str) -> set[int]:
         """Token ids a reply starting with `option` may begin with ("yes", "Yes", " yes" ...)."""
@@ -220,8 +204,7 @@ def load_backend(path: str | Path, *, name: str | None, n_ctx: int, threads: int
     """Load a GGUF file into an in-process backend (the model worker calls this)."""
     path = Path(path)
     llm, extra = _open_llama(path, n_ctx=n_ctx, threads=threads, extra_buffers=extra_buffers)
-    # The worker serves one request at a time, so the slot never waits for long.
-    backend = EmbeddedBackend(llm, model=name or path.stem, queue_wait_s=timeout_s, timeout_s=timeout_s,
+    backend = EmbeddedBackend(llm, model=name or path.stem, timeout_s=timeout_s,
                               state_cache_bytes=state_cache_mb * 2**20)
     backend.extra_buffers = extra
     return backend
