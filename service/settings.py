@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     # Whole documents up to this many tokens go into the prompt instead of retrieved sentences
     # (their processed prefix is saved and reused: later questions cost only their own tokens)
     document_context_tokens: int = Field(0, ge=0)
+    # Packed sentences that open with "he", "they", "this"... bring the sentence before them.
+    context_antecedents: bool = False
     model_path: Path | None = None  # a GGUF file to use instead of the assembled default
     llm_threads: int = Field(0, ge=0, description="llama.cpp threads; 0 = all cores")
     llm_context_window: int = Field(4096, ge=512)

@@ -3,6 +3,7 @@ when they fit (a reusable prompt prefix), else the best retrieved sentences."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,17 +38,44 @@ class Context:
     def by_id(self, n: int) -> Sentence | None:
         return self.sentences[n - 1] if 1 <= n <= len(self.sentences) else None
 
+    def read_with_neighbours(self, cited: list[Sentence]) -> list[Sentence]:
+        """The cited sentences, each with the shown sentence that its words point back to or
+        that points back at it: "President Zelensky stressed ..." cited for "who said the
+        participation must be clarified?" is read with the "He said that ..." after it."""
+        shown = {(s.document, s.sentence): s for s in self.sentences}
+        out: list[Sentence] = []
+        for s in cited:
+            before = shown.get((s.document, s.sentence - 1))
+            after = shown.get((s.document, s.sentence + 1))
+            for t in (before if before is not None and points_back(s.text) else None, s,
+                      after if after is not None and points_back(after.text) else None):
+                if t is not None and t not in out:
+                    out.append(t)
+        return out
+
     def render(self) -> str:
         """One line per sentence: `[n] text`. (Document names and numbers in the lines made
         the small model cite them instead of answering.)"""
         return "\n".join(f"[{i}] {s.text}" for i, s in enumerate(self.sentences, start=1))
 
 
-def pack(hits: list[Hit], budget_tokens: int) -> Context:
+# A sentence that opens by pointing back ("He said that ...", "These forces ...") names its
+# subject in the sentence before; without it the model credits the words to whoever it saw last.
+_POINTS_BACK = re.compile(r"^\W*(he|she|it|they|his|her|its|their|them|this|these|those|such)\b", re.IGNORECASE)
+
+
+def points_back(text: str) -> bool:
+    return bool(_POINTS_BACK.match(text))
+
+
+def pack(hits: list[Hit], budget_tokens: int,
+         sentences_of: Callable[[str], list[Sentence]] | None = None) -> Context:
     """Take hits best-first until the budget is spent, then order them as they read.
 
     Reading order (document, sentence number) lets the model resolve "he" and "the
-    country" from the sentence before; selection by rank keeps the best evidence in.
+    country" from the sentence before; selection by rank keeps the best evidence in. With
+    `sentences_of`, a chosen sentence that points back ("He said ...") brings the sentence
+    before it along, best-ranked first, while the budget lasts.
     """
     chosen: list[tuple[int, Hit]] = []
     used = 0
@@ -58,10 +86,25 @@ def pack(hits: list[Hit], budget_tokens: int) -> Context:
             continue  # a shorter, lower-ranked sentence may still fit
         chosen.append((rank, hit))
         used += cost
-    chosen.sort(key=lambda rh: (rh[1].sentence.document, rh[1].sentence.sentence))
-    return Context(
-        [h.sentence for _, h in chosen], [h.dense for _, h in chosen], [r for r, _ in chosen], used
-    )
+    sentences = [h.sentence for _, h in chosen]
+    relevance = [h.dense for _, h in chosen]
+    ranks = [r for r, _ in chosen]
+    if sentences_of is not None:
+        keys = {s.key for s in sentences}
+        for s in list(sentences):
+            if s.sentence <= 1 or not points_back(s.text):
+                continue
+            before = sentences_of(s.document)[s.sentence - 2]
+            cost = count_tokens(f"[{len(sentences) + 1}] {before.text}") + 1
+            if before.key in keys or used + cost > budget_tokens:
+                continue
+            sentences.append(before)
+            relevance.append(0.0)  # not retrieved: never the reason to answer
+            ranks.append(len(hits))
+            keys.add(before.key)
+            used += cost
+    order = sorted(range(len(sentences)), key=lambda i: (sentences[i].document, sentences[i].sentence))
+    return Context([sentences[i] for i in order], [relevance[i] for i in order], [ranks[i] for i in order], used)
 
 
 def pack_documents(hits: list[Hit], sentences_of: Callable[[str], list[Sentence]], budget_tokens: int) -> Context | None:

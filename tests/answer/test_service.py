@@ -180,3 +180,12 @@ def test_a_question_without_letters_or_digits_is_empty(question):
     with pytest.raises(InvalidQuestion, match="empty"):
         clean_question(question, 2000)
     assert clean_question(" Où? ", 2000) == "Où?" and clean_question("2+2?", 2000) == "2+2?"
+
+
+def test_antecedents_setting_brings_the_sentence_a_retrieved_one_points_back_to(make_service):
+    question = "Who said that the level of participation of each country still needs to be clarified?"
+    plain = make_service(None, top_k=3).prepare(question).context.sentences
+    he = next(s for s in plain if s.text.startswith("He said that 26 countries"))
+    with_antecedents = make_service(None, top_k=3, context_antecedents=True).prepare(question).context.sentences
+    assert he.sentence - 1 not in {s.sentence for s in plain}
+    assert [s.sentence for s in with_antecedents if s.sentence in (he.sentence - 1, he.sentence)] == [he.sentence - 1, he.sentence]
