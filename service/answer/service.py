@@ -154,7 +154,8 @@ class AnswerService:
         context = None
         if whole_documents:
             context = pack_documents(hits, retriever.index.sentences_of, self.settings.document_context_tokens)
-        context = context or pack(hits, self.settings.context_tokens)
+        context = context or pack(hits, self.settings.context_tokens,
+                                  retriever.index.sentences_of if self.settings.context_antecedents else None)
         relevant = bool(context.relevance) and max(context.relevance) >= self.settings.min_relevance
         return Prepared(question, context, relevant)
 
@@ -213,7 +214,7 @@ class AnswerService:
             try:
                 llm = self._backend_factory(name)
                 model = llm.model
-                gate = self._gate(llm, question, similarity, clock) if self.settings.answer_check else None
+                gate = self._gate(llm, question, context, similarity, clock) if self.settings.answer_check else None
                 generation = yield from self._generate(llm, prepared, verifier, clock, gate)
                 usage = Usage(prompt_tokens=generation.prompt_tokens,
                               completion_tokens=generation.completion_tokens)
@@ -254,14 +255,15 @@ class AnswerService:
             check=check,
         ))
 
-    def _gate(self, llm: LLMBackend, question: str, similarity: Callable[[str, str], float],
-              clock: _Clock) -> Gate:
+    def _gate(self, llm: LLMBackend, question: str, context: Context,
+              similarity: Callable[[str, str], float], clock: _Clock) -> Gate:
         checker = AnswerChecker(llm, similarity, self.settings.answer_threshold,
                                 all_signals=self.settings.answer_check_all_signals)
 
         def gate(kept: VerifiedClaim, conversation: list[ChatMessage], reply: str) -> AnswerCheck:
             t = time.perf_counter()
-            sources = [s.text for s in kept.sources]
+            # "He said that ..." next to the sentence naming him: the check reads them together
+            sources = [s.text for s in context.read_with_neighbours(kept.sources)]
             check = checker.check(question, kept.claim, sources, kept.reattributed, conversation, reply)
             clock.check += _ms(t)
             if not check.passed:

@@ -85,3 +85,16 @@ def test_every_refusal_says_why(make_service, scripted):
     assert not answer.answerable and "no answer" in answer.refusal_reason
     far = make_service(scripted("x"), min_relevance=0.99).ask("What is the boiling point of water?")
     assert "nothing in the documents is close" in far.refusal_reason
+
+
+def test_the_check_reads_the_cited_sentence_with_the_one_that_points_back_at_it(make_service, scripted, context_id):
+    question = "Who said that the level of participation of each country still needs to be clarified?"
+    name = "President Zelensky stressed"
+    reply = lambda m: f"President Zelensky [{context_id(m, name)}]."  # noqa: E731
+    model = scripted(reply, judge_yes=0.99)
+    answer = make_service(model, answer_check=True, answer_threshold=0.0, context_antecedents=True).ask(question)
+    assert answer.answerable and [c.text[: len(name)] for c in answer.citations] == [name]
+    judge = next(m for m in model.judged if "Proposed answer" in m[-1]["content"])[-1]["content"]
+    text = judge.split("Question:")[0]
+    assert name in text and "He said that 26 countries have agreed" in text  # who, then what he said
+    assert text.index(name) < text.index("He said that")
