@@ -99,7 +99,7 @@ def _dump(llm: Llama) -> bytes:
     size = llama_cpp.llama_state_get_size(llm.ctx)
     buffer = (ctypes.c_uint8 * size)()
     written = llama_cpp.llama_state_get_data(llm.ctx, buffer, size)
-    return bytes(buffer[:written])
+    return ctypes.string_at(buffer, written)  # one copy; bytes(buffer[:n]) builds a list of n ints (~0.2 s for 14 MB)
 
 
 def _load(llm: Llama, state: _State) -> None:

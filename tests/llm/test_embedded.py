@@ -51,3 +51,18 @@ def test_the_model_runs_in_its_own_process_with_repacked_weights_on_a_build_with
     assert embedded_backend.pid not in (None, os.getpid())
     has_amx = build_has_amx(llama_cpp.llama_print_system_info().decode())
     assert embedded_backend.extra_buffers is (not has_amx)
+
+
+def test_a_prompt_asked_again_after_another_gets_the_same_answer_from_its_saved_state(embedded_backend) -> None:
+    """The worker saves each prompt's processed state and restores it when a later prompt shares
+    its prefix (service/llm/prefix_states.py): the restored state must answer exactly as before."""
+    facts = " ".join(f"Fact {i}: the code word of room {i} is {w}." for i, w in
+                     enumerate(["apple", "river", "stone", "cloud", "maple", "tiger", "ocean", "amber"], start=1))
+    first: list[ChatMessage] = [{"role": "system", "content": f"Answer in one word. {facts}"},
+                                {"role": "user", "content": "What is the code word of room 3?"}]
+    other: list[ChatMessage] = [{"role": "system", "content": f"Reply in French. {facts}"},
+                                {"role": "user", "content": "What is the code word of room 5?"}]
+    before = embedded_backend.generate(first, max_tokens=8).text
+    embedded_backend.generate(other, max_tokens=8)  # evicts the live context
+    again = embedded_backend.generate(first, max_tokens=8).text
+    assert "stone" in before.lower() and again == before
