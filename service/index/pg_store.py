@@ -38,8 +38,8 @@ from service.index.embedding import MODEL_ID, MiniLMEncoder
 from service.index.hybrid import Hit, UnknownDocuments, relative_score_fusion
 from service.index.store import FORMAT_VERSION, DocEntry, IndexCorrupt, IndexMissing, IngestBusy
 from service.index.stores import EncoderFactory, Progress, StoreUnavailable
-from service.ingest.corpus import CorpusError, list_sources, read_document
-from service.ingest.pipeline import IngestReport, _quick_unchanged
+from service.ingest.corpus import read_document
+from service.ingest.pipeline import IngestReport, _quick_unchanged, no_documents, read_sources, skip
 from service.ingest.segment import segment
 from service.records import Sentence
 from service.settings import Settings
@@ -295,12 +295,7 @@ class PgIndexStore:
         say = progress or (lambda msg: None)
         t0 = time.perf_counter()
         report = IngestReport()
-
-        def skipped(reason: str) -> None:
-            report.skipped.append(reason)
-            say(f"warning: {reason}")
-
-        sources = list_sources(docs_dir, skipped, self.settings.max_document_bytes)
+        sources = read_sources(docs_dir, report, say, self.settings.max_document_bytes)
         try:
             conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
                                    application_name="footnote-ingest")
@@ -344,8 +339,7 @@ class PgIndexStore:
         for i, src in enumerate(sources, start=1):
             doc, reason = read_document(src)
             if doc is None:
-                report.skipped.append(reason)
-                say(f"warning: {reason}")
+                skip(report, say, reason)
                 continue
             reuse = known.get((doc.doc_id, doc.sha256))
             previous = old.get(doc.doc_id)
@@ -367,8 +361,7 @@ class PgIndexStore:
                 say(f"read {i}/{len(sources)} files")
         report.removed = sorted(set(old) - {p[0] for p in plan})
         if not plan:
-            reasons = "; ".join(report.skipped)
-            raise CorpusError(f"no readable documents in {docs_dir} ({reasons})")
+            raise no_documents(docs_dir, report)
 
         pending = [s for _, group in fresh.values() for s in group]
         vectors = np.zeros((0, 384), np.float32)

@@ -60,12 +60,7 @@ def ingest(docs_dir: Path, data_dir: Path, progress: Progress | None = None,
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
     report = IngestReport()
-
-    def skipped(reason: str) -> None:
-        report.skipped.append(reason)
-        say(f"warning: {reason}")
-
-    sources = list_sources(docs_dir, skipped, max_document_bytes)
+    sources = read_sources(docs_dir, report, say, max_document_bytes)
 
     # A read-only data folder (a common container setup) can still serve an up-to-date index.
     with store.ingest_lock(data_dir, read_only_ok=True) as writable:
@@ -98,8 +93,7 @@ def ingest(docs_dir: Path, data_dir: Path, progress: Progress | None = None,
         for i, src in enumerate(sources, start=1):
             doc, reason = read_document(src)
             if doc is None:
-                report.skipped.append(reason)
-                say(f"warning: {reason}")
+                skip(report, say, reason)
                 continue
             if builder.reusable(src.doc_id, doc.sha256):
                 builder.keep(doc.doc_id, doc.text, src.size, src.mtime_ns)
@@ -116,7 +110,7 @@ def ingest(docs_dir: Path, data_dir: Path, progress: Progress | None = None,
         report.removed = sorted(set(old_manifest) - set(builder.manifest))
 
         if not builder.manifest:
-            raise _no_documents(docs_dir, report)
+            raise no_documents(docs_dir, report)
 
         pending = builder.pending
         if pending:
@@ -145,6 +139,21 @@ def _read_only(data_dir: Path, problem: str) -> str:
             "run `footnote ingest` where it is writable")
 
 
-def _no_documents(docs_dir: Path, report: IngestReport) -> Exception:
+# ---- shared with the PostgreSQL store's ingest (service/index/pg_store.py) ------------------
+
+
+def skip(report: IngestReport, say: Progress, reason: str) -> None:
+    """A file left out: in the report, and said as a warning while the ingest runs."""
+    report.skipped.append(reason)
+    say(f"warning: {reason}")
+
+
+def read_sources(docs_dir: Path, report: IngestReport, say: Progress,
+                 max_document_bytes: int | None) -> list[SourceFile]:
+    """The corpus's files; each one left out (link, too large, bad name) goes through `skip`."""
+    return list_sources(docs_dir, lambda reason: skip(report, say, reason), max_document_bytes)
+
+
+def no_documents(docs_dir: Path, report: IngestReport) -> CorpusError:
     reasons = "; ".join(report.skipped)
     return CorpusError(f"no readable documents in {docs_dir} ({reasons})")
