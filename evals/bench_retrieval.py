@@ -153,6 +153,36 @@ def _store_settings(url: str, size_label: str, threads: int = 0, batch_size: int
                     embed_batch_size=batch_size, **({"docs_dir": docs} if docs else {}))
 
 
+class _Phases:
+    """Times an ingest's phases from its progress messages: read + segment, embed, then the
+    last phase (`last`: the message that starts it, e.g. "building keyword index")."""
+
+    def __init__(self, last: str) -> None:
+        self.last = last
+        self.marks: dict[str, float] = {}
+        self.t0 = time.perf_counter()
+
+    def progress(self, message: str) -> None:
+        if message.startswith("embedding "):
+            self.marks["embed_start"] = time.perf_counter()
+        elif message.startswith(self.last):
+            self.marks["last_start"] = time.perf_counter()
+
+    def figures(self, report, last_name: str) -> dict:  # noqa: ANN001 - an IngestReport
+        total = time.perf_counter() - self.t0
+        embed_s = self.marks["last_start"] - self.marks["embed_start"]
+        return {
+            "sentences": report.sentences,
+            "documents": report.documents,
+            "ingest_s": total,
+            "ingest_sentences_per_s": report.sentences / total,
+            "phase_read_segment_s": self.marks["embed_start"] - self.t0,
+            "phase_embed_s": embed_s,
+            "embed_sentences_per_s": report.embedded / embed_s,
+            last_name: self.t0 + total - self.marks["last_start"],
+        }
+
+
 def child_ingest_store(docs: Path, url: str, label: str, batch_size: int, threads: int) -> dict:
     import psycopg
 
@@ -161,68 +191,30 @@ def child_ingest_store(docs: Path, url: str, label: str, batch_size: int, thread
     settings = _store_settings(url, label, threads, batch_size, docs)
     with psycopg.connect(url, autocommit=True) as conn:  # a fresh schema: a full ingest
         conn.execute(f"DROP SCHEMA IF EXISTS {settings.store_schema} CASCADE")
-    marks: dict[str, float] = {}
-    t0 = time.perf_counter()
-
-    def progress(message: str) -> None:
-        if message.startswith("embedding "):
-            marks["embed_start"] = time.perf_counter()
-        elif message.startswith("publishing to"):
-            marks["bm25_start"] = time.perf_counter()
-
-    report = Container(settings).ingest(progress)
-    total = time.perf_counter() - t0
+    phases = _Phases("publishing to")
+    report = Container(settings).ingest(phases.progress)
+    figures = phases.figures(report, "phase_publish_s")
     with psycopg.connect(url) as conn:
         size = conn.execute(
             "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n"
             " ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
             [settings.store_schema]).fetchone()[0]
-    return {
-        "sentences": report.sentences,
-        "documents": report.documents,
-        "ingest_s": total,
-        "ingest_sentences_per_s": report.sentences / total,
-        "phase_read_segment_s": marks["embed_start"] - t0,
-        "phase_embed_s": marks["bm25_start"] - marks["embed_start"],
-        "embed_sentences_per_s": report.embedded / (marks["bm25_start"] - marks["embed_start"]),
-        "phase_publish_s": t0 + total - marks["bm25_start"],
-        "index_bytes": int(size),
-        "ingest_peak_rss_mb": _peak_rss_mb(),
-    }
+    return {**figures, "index_bytes": int(size), "ingest_peak_rss_mb": _peak_rss_mb()}
 
 
 def child_ingest(docs: Path, data: Path, batch_size: int, threads: int) -> dict:
     from service.index import store
     from service.ingest.pipeline import ingest
 
-    marks: dict[str, float] = {}
-    t0 = time.perf_counter()
-
-    def progress(message: str) -> None:
-        if message.startswith("embedding "):
-            marks["embed_start"] = time.perf_counter()
-        elif message.startswith("building keyword index"):
-            marks["bm25_start"] = time.perf_counter()
-
-    report = ingest(docs, data, progress, batch_size, threads)
-    total = time.perf_counter() - t0
+    phases = _Phases("building keyword index")
+    report = ingest(docs, data, phases.progress, batch_size, threads)
+    figures = phases.figures(report, "phase_bm25_write_s")
     folder = store.current_folder(data)
     parts = {name: _folder_bytes(folder / name) if (folder / name).is_dir()
              else (folder / name).stat().st_size
              for name in ("embeddings.npy", "bm25", "texts.json", "sentences.json", "manifest.json")}
-    return {
-        "sentences": report.sentences,
-        "documents": report.documents,
-        "ingest_s": total,
-        "ingest_sentences_per_s": report.sentences / total,
-        "phase_read_segment_s": marks["embed_start"] - t0,
-        "phase_embed_s": marks["bm25_start"] - marks["embed_start"],
-        "embed_sentences_per_s": report.embedded / (marks["bm25_start"] - marks["embed_start"]),
-        "phase_bm25_write_s": t0 + total - marks["bm25_start"],
-        "index_bytes": _folder_bytes(folder),
-        "index_parts_bytes": parts,
-        "ingest_peak_rss_mb": _peak_rss_mb(),
-    }
+    return {**figures, "index_bytes": _folder_bytes(folder), "index_parts_bytes": parts,
+            "ingest_peak_rss_mb": _peak_rss_mb()}
 
 
 class _Timer:
