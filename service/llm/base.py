@@ -68,6 +68,11 @@ class LLMBackend(Protocol):
         """How likely the reply starts with each option (e.g. "yes", "no"), summing to 1."""
         ...
 
+    def answerability(self, messages: list[ChatMessage]) -> float | None:
+        """P(answerable) from a probe of the model's hidden state at the prompt's end, or None
+        where the backend cannot see one (a remote server). Primes the prompt for `stream`."""
+        ...
+
     def unavailable(self) -> str | None:
         """Why the backend cannot answer right now (e.g. its model is restarting), else None."""
         ...

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from service.llm.answerable_probe import Probe, load_probe
 from service.llm.base import ChatMessage, Generation, LLMError, LLMTimeout, drain
+from service.llm.layer_tap import LayerTap
 from service.llm.model_files import MODEL_FILENAME, ensure_model
 from service.llm.prefix_states import PrefixStates
 from service.llm.worker_client import WorkerBackend
@@ -42,10 +44,13 @@ class EmbeddedBackend:
     extra_buffers = True  # whether llama.cpp's extra buffer types (repacked weights) are in use
 
     def __init__(
-        self, llm: Llama, *, model: str, timeout_s: float, state_cache_bytes: int = 0
+        self, llm: Llama, *, model: str, timeout_s: float, state_cache_bytes: int = 0,
+        probe: Probe | None = None, tap: LayerTap | None = None,
     ) -> None:
         self.model = model
         self._llm = llm
+        self._probe = probe if tap is not None else None
+        self._tap = tap  # reads a layer's output; installed when there is a probe (or to fit one)
         self.states = PrefixStates(state_cache_bytes)
         self._timeout_s = timeout_s
         self._formatter = _chat_formatter(llm)
@@ -140,6 +145,32 @@ class EmbeddedBackend:
         self.states.save(llm)  # keeps the check's rules-and-examples prefix for the next one
         return option_probabilities(logits, {o: self._first_tokens(o) for o in options})
 
+    def answerability(self, messages: list[ChatMessage]) -> float | None:
+        """The probe's P(answerable) at the prompt's last token (None without a probe). Leaves
+        the whole prompt evaluated, so the answer that follows starts generating at once."""
+        if self._probe is None:
+            return None
+        hidden = self.hidden_states(messages, [self._probe.layer]).get(self._probe.layer)
+        return None if hidden is None else self._probe.score(hidden)
+
+    def hidden_states(self, messages: list[ChatMessage], layers: Sequence[int]) -> dict[int, np.ndarray]:
+        """Each layer's output at the prompt's last token ({} when no tap is installed)."""
+        if self._tap is None:
+            return {}
+        tokens = self._prompt_tokens(messages)
+        self._check_fits(len(tokens))
+        llm = self._llm
+        done = min(self.states.restore_best(llm, tokens), len(tokens) - 1)
+        try:
+            llm.n_tokens = done  # eval() drops the KV cells past this point
+            # A block's output holds a row per token of the batch (only the last block keeps
+            # just the rows with logits); the tap keeps the last row of the last batch.
+            with self._tap.reading(layers) as tap:
+                llm.eval(tokens[done:])
+        except Exception as exc:
+            raise LLMError(f"The local model failed while reading the prompt: {exc}") from exc
+        return tap.vectors
+
     def _first_tokens(self, option: str) -> set[int]:
         """Token ids a reply starting with `option` may begin with ("yes", "Yes", " yes" ...)."""
         ids = set()
@@ -200,12 +231,18 @@ def _chat_formatter(llm: Llama) -> Any:
 
 
 def load_backend(path: str | Path, *, name: str | None, n_ctx: int, threads: int, timeout_s: float,
-                 extra_buffers: str = "auto", state_cache_mb: int = 0) -> EmbeddedBackend:
+                 extra_buffers: str = "auto", state_cache_mb: int = 0,
+                 use_probe: bool = True, tap: bool = False) -> EmbeddedBackend:
     """Load a GGUF file into an in-process backend (the model worker calls this)."""
     path = Path(path)
-    llm, extra = _open_llama(path, n_ctx=n_ctx, threads=threads, extra_buffers=extra_buffers)
+    probe = load_probe(path.stem) if use_probe else None
+    # The tap is wired in when the context is made; its row size is known once the model is.
+    layer_tap = LayerTap(0) if probe is not None or tap else None
+    llm, extra = _open_llama(path, n_ctx=n_ctx, threads=threads, extra_buffers=extra_buffers, tap=layer_tap)
+    if layer_tap is not None:
+        layer_tap.n_embd = llm.n_embd()
     backend = EmbeddedBackend(llm, model=name or path.stem, timeout_s=timeout_s,
-                              state_cache_bytes=state_cache_mb * 2**20)
+                              state_cache_bytes=state_cache_mb * 2**20, probe=probe, tap=layer_tap)
     backend.extra_buffers = extra
     return backend
 
@@ -226,27 +263,34 @@ def use_extra_buffers(setting: str, system_info: str) -> bool:
 
 
 @contextmanager
-def _model_params_with(extra_buffers: bool) -> Iterator[None]:
-    """llama-cpp-python has no argument for `use_extra_bufts`; set it on the default params
-    its constructor starts from, for the duration of one load (the worker is single-threaded
-    while loading)."""
+def _model_params_with(extra_buffers: bool, tap: LayerTap | None = None) -> Iterator[None]:
+    """llama-cpp-python has no argument for `use_extra_bufts` or the eval callback; set them on
+    the default params its constructor starts from, for the duration of one load (the worker is
+    single-threaded while loading)."""
     import llama_cpp.llama_cpp as capi
 
-    original = capi.llama_model_default_params
+    model_defaults, context_defaults = capi.llama_model_default_params, capi.llama_context_default_params
 
-    def params():  # noqa: ANN202 - ctypes struct
-        p = original()
+    def model_params():  # noqa: ANN202 - ctypes struct
+        p = model_defaults()
         p.use_extra_bufts = extra_buffers
         return p
 
-    capi.llama_model_default_params = params
+    def context_params():  # noqa: ANN202 - ctypes struct
+        p = context_defaults()
+        if tap is not None:
+            p.cb_eval = tap.callback
+        return p
+
+    capi.llama_model_default_params, capi.llama_context_default_params = model_params, context_params
     try:
         yield
     finally:
-        capi.llama_model_default_params = original
+        capi.llama_model_default_params, capi.llama_context_default_params = model_defaults, context_defaults
 
 
-def _open_llama(path: Path, *, n_ctx: int, threads: int, extra_buffers: str) -> tuple[Llama, bool]:
+def _open_llama(path: Path, *, n_ctx: int, threads: int, extra_buffers: str,
+                tap: LayerTap | None = None) -> tuple[Llama, bool]:
     try:
         import llama_cpp
         from llama_cpp import Llama
@@ -259,7 +303,7 @@ def _open_llama(path: Path, *, n_ctx: int, threads: int, extra_buffers: str) -> 
     extra = use_extra_buffers(extra_buffers, llama_cpp.llama_print_system_info().decode(errors="replace"))
     threads = threads or os.cpu_count() or 1
     try:
-        with _model_params_with(extra):
+        with _model_params_with(extra, tap):
             llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
                         verbose=False)
     except Exception as exc:  # llama-cpp-python raises ValueError on a bad file

@@ -8,6 +8,7 @@ and never the HTTP service; `WorkerBackend` (service/llm/worker_client.py) resta
 Protocol: JSON lines. Requests on stdin:
     {"op": "generate", "id": 7, "messages": [...], "max_tokens": 64, "stop": [...]}
     {"op": "choices", "id": 8, "messages": [...], "options": ["yes", "no"]}
+    {"op": "answerability", "id": 9, "messages": [...]}
     {"op": "cancel", "id": 7}                      stop request 7 (a client went away)
 Replies on the protocol stream (the process's original stdout; fd 1 is pointed at stderr so
 that anything native code prints cannot corrupt the protocol):
@@ -18,7 +19,8 @@ that anything native code prints cannot corrupt the protocol):
     {"id": 7, "error": {"kind": "timeout" | "error", "message": ...}}
     {"id": 7, "cancelled": true}
     {"id": 8, "probabilities": {"yes": 0.8, "no": 0.2}}   the answer to a choices request
-Every request ends with exactly one of done, probabilities, error or cancelled. The worker exits when its
+    {"id": 9, "answerable": 0.7}                       the probe's score (null: no probe)
+Every request ends with exactly one of done, probabilities, answerable, error or cancelled. The worker exits when its
 stdin closes (the parent is gone).
 """
 
@@ -56,7 +58,7 @@ class _Requests:
                 continue
             if message.get("op") == "cancel":
                 self.cancelled.add(int(message["id"]))
-            elif message.get("op") in ("generate", "choices"):
+            elif message.get("op") in ("generate", "choices", "answerability"):
                 self.pending.put(message)
         self.closed.set()  # the parent closed our stdin: finish up and exit
         self.pending.put(None)
@@ -83,10 +85,13 @@ def serve(backend: Any, requests: _Requests, replies: _Replies) -> None:
         if requests.stop_requested(request_id):
             replies.send({"id": request_id, "cancelled": True})
             continue
-        if request["op"] == "choices":
+        if request["op"] in ("choices", "answerability"):
             try:
-                probabilities = backend.choice_probabilities(request["messages"], request["options"])
-                replies.send({"id": request_id, "probabilities": probabilities})
+                if request["op"] == "choices":
+                    reply = {"probabilities": backend.choice_probabilities(request["messages"], request["options"])}
+                else:
+                    reply = {"answerable": backend.answerability(request["messages"])}
+                replies.send({"id": request_id, **reply})
             except LLMError as exc:
                 replies.send({"id": request_id, "error": {"kind": "error", "message": str(exc)}})
             continue

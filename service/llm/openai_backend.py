@@ -68,6 +68,9 @@ class OpenAIBackend:
             completion_tokens=usage.completion_tokens if usage else 0,
         )
 
+    def answerability(self, messages: list[ChatMessage]) -> float | None:
+        return None  # a server's hidden states are out of reach; the answer check still works
+
     def choice_probabilities(self, messages: list[ChatMessage], options: Sequence[str]) -> dict[str, float]:
         """From the first token's top logprobs; servers that give none count the reply itself."""
         try:

@@ -218,6 +218,17 @@ class WorkerBackend:
         yield generation  # after releasing, so a consumer that stops here holds nothing
 
     def choice_probabilities(self, messages: list[ChatMessage], options: Sequence[str]) -> dict[str, float]:
+        reply = self._ask({"op": "choices", "messages": list(messages), "options": list(options)},
+                          "probabilities", "the local model could not score")
+        return {str(k): float(v) for k, v in reply.items()}
+
+    def answerability(self, messages: list[ChatMessage]) -> float | None:
+        reply = self._ask({"op": "answerability", "messages": list(messages)}, "answerable",
+                          "the local model could not read the prompt")
+        return None if reply is None else float(reply)
+
+    def _ask(self, request: dict[str, Any], answer_key: str, failure: str) -> Any:
+        """One request that is answered by a single reply (no stream): its `answer_key` value."""
         deadline = time.monotonic() + self._queue_wait_s
         if not self._slot.acquire(timeout=self._queue_wait_s):
             raise LLMBusy("The local model is busy with other questions; please retry shortly.")
@@ -226,7 +237,7 @@ class WorkerBackend:
             self._next_id += 1
             request_id = self._next_id
             try:
-                worker.send({"op": "choices", "id": request_id, "messages": list(messages), "options": list(options)})
+                worker.send({**request, "id": request_id})
             except OSError:
                 raise self._crashed(worker) from None
             while True:
@@ -239,9 +250,9 @@ class WorkerBackend:
                     raise self._crashed(worker)
                 if reply.get("id") != request_id:
                     continue
-                if "probabilities" in reply:
-                    return {str(k): float(v) for k, v in reply["probabilities"].items()}
-                raise LLMError(reply.get("error", {}).get("message", "the local model could not score"))
+                if answer_key in reply:
+                    return reply[answer_key]
+                raise LLMError(reply.get("error", {}).get("message", failure))
         finally:
             self._slot.release()
 

@@ -68,6 +68,9 @@ class FakeModel:
     def choice_probabilities(self, messages, options) -> dict[str, float]:  # noqa: ANN001 - the answer check
         return {"yes": 0.95, "no": 0.05}
 
+    def answerability(self, messages) -> float | None:  # noqa: ANN001 - no probe, like a remote server
+        return None
+
     def generate(self, messages, *, max_tokens, stop=None) -> Generation:  # the follow-up rewrite
         self.generate_calls.append(messages)
         if self.rewrite_fail:

@@ -114,6 +114,9 @@ class OracleModel:
     def choice_probabilities(self, messages, options) -> dict[str, float]:  # the answer check: it is right
         return {"yes": 1.0, "no": 0.0}
 
+    def answerability(self, messages) -> float | None:  # no probe
+        return None
+
     def generate(self, messages, *, max_tokens, stop=None) -> Generation:  # pragma: no cover
         text = self._reply(messages)
         return Generation(text, self.model, 0, 0)

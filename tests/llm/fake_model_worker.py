@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Iterator
 
-from service.llm.base import Generation
+from service.llm.base import Generation, LLMError
 from service.llm.model_worker import _protocol_stream, _Replies, _Requests, serve
 
 
@@ -29,6 +29,13 @@ class ScriptedModel:
 
     def choice_probabilities(self, messages, options) -> dict[str, float]:  # noqa: ANN001
         return {"yes": 0.95, "no": 0.05} if "CRASH" not in messages[-1]["content"] else os.abort()
+
+    def answerability(self, messages) -> float | None:  # noqa: ANN001
+        """0.2 for a question with UNANSWERABLE in it, else 0.9; PROBEFAIL is a model error."""
+        prompt = messages[-1]["content"]
+        if "PROBEFAIL" in prompt:
+            raise LLMError("the local model failed while reading the prompt")
+        return 0.2 if "UNANSWERABLE" in prompt else 0.9
 
     def stream(self, messages, *, max_tokens, stop=None) -> Iterator[str | Generation]:  # noqa: ANN001
         prompt = messages[-1]["content"]

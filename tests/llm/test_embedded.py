@@ -66,3 +66,18 @@ def test_a_prompt_asked_again_after_another_gets_the_same_answer_from_its_saved_
     embedded_backend.generate(other, max_tokens=8)  # evicts the live context
     again = embedded_backend.generate(first, max_tokens=8).text
     assert "stone" in before.lower() and again == before
+
+
+def test_the_answerable_probe_reads_the_prompt_and_the_answer_that_follows_is_unchanged(embedded_backend) -> None:
+    """The probe taps a layer while the prompt's last token is decoded; the answer generated
+    from that primed prompt must be the one the model gives without it."""
+    context = ("Sentences:\n[1] The new bridge was opened by the mayor, Anna Berg, after a vote of the council.\n"
+               "[2] It cost 3 million kronor, twice the first estimate.\n\n")
+    answerable: list[ChatMessage] = [{"role": "user", "content": context + "Question: Who opened the bridge?"}]
+    unanswerable: list[ChatMessage] = [{"role": "user", "content": context + "Question: Who designed the bridge?"}]
+    plain = embedded_backend.generate(answerable, max_tokens=24).text
+    embedded_backend.generate(QUESTION, max_tokens=8)  # something else in between
+    score = embedded_backend.answerability(answerable)
+    assert score is not None and 0.0 < score < 1.0
+    assert embedded_backend.generate(answerable, max_tokens=24).text == plain
+    assert embedded_backend.answerability(unanswerable) < score  # it reads the question, not just the context

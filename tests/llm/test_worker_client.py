@@ -119,3 +119,11 @@ def test_option_probabilities_come_back_through_the_worker(backend):
     probabilities = backend.choice_probabilities(prompt("Does it cost money?"), ["yes", "no"])
     assert probabilities == {"yes": 0.95, "no": 0.05}
     assert backend.generate(prompt("What did it cost?"), max_tokens=64).text.startswith("The bridge cost")
+
+
+def test_the_answerable_probe_comes_back_through_the_worker(backend):
+    assert backend.answerability(prompt("What did it cost?")) == 0.9
+    assert backend.answerability(prompt("UNANSWERABLE: what did it weigh?")) == 0.2
+    with pytest.raises(LLMError, match="reading the prompt"):
+        backend.answerability(prompt("PROBEFAIL"))
+    assert backend.generate(prompt("What did it cost?"), max_tokens=64).text.startswith("The bridge cost")

@@ -1,0 +1,67 @@
+"""Read one transformer layer's output during a llama.cpp decode (for the answerable probe).
+
+llama.cpp calls a context's eval callback for every node of the compute graph: first asking
+whether we want that tensor's data, then, for the nodes we said yes to, once it is computed.
+`LayerTap` says yes only while `reading()` is active and only for the layers it was asked for
+("l_out-N", block N's output), and copies the last token's row. Outside `reading()` it
+declines every node, so normal decoding computes the graph in one piece as before.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+
+def _ggml() -> Any:
+    from llama_cpp._ggml import libggml
+
+    libggml.ggml_get_name.restype = ctypes.c_char_p
+    libggml.ggml_get_name.argtypes = [ctypes.c_void_p]
+    libggml.ggml_nelements.restype = ctypes.c_int64
+    libggml.ggml_nelements.argtypes = [ctypes.c_void_p]
+    libggml.ggml_get_data_f32.restype = ctypes.POINTER(ctypes.c_float)
+    libggml.ggml_get_data_f32.argtypes = [ctypes.c_void_p]
+    return libggml
+
+
+class LayerTap:
+    def __init__(self, n_embd: int) -> None:
+        import llama_cpp.llama_cpp as capi
+
+        self.n_embd = n_embd
+        self._ggml = _ggml()
+        self._want: dict[bytes, int] = {}  # tensor name -> layer, while reading
+        self.vectors: dict[int, np.ndarray] = {}
+        # The C side holds only this pointer: keep the ctypes object alive as long as the context.
+        self.callback = capi.ggml_backend_sched_eval_callback(self._on_tensor)
+
+    @contextmanager
+    def reading(self, layers: Sequence[int]) -> Iterator[LayerTap]:
+        """Within the block, decodes record each layer's output for their last token in `vectors`."""
+        self._want, self.vectors = {f"l_out-{layer}".encode(): layer for layer in layers}, {}
+        try:
+            yield self
+        finally:
+            self._want = {}
+
+    def _on_tensor(self, tensor: int, ask: bool, _user_data: int) -> bool:
+        # Must not raise: ctypes would print the error and return False, which for a computed
+        # node means "abort the graph".
+        try:
+            if not self._want:
+                return not ask  # want nothing; after a compute, go on
+            name = self._ggml.ggml_get_name(tensor)
+            if ask:
+                return name in self._want
+            if name in self._want:
+                n = int(self._ggml.ggml_nelements(tensor))
+                data = np.ctypeslib.as_array(self._ggml.ggml_get_data_f32(tensor), shape=(n,))
+                self.vectors[self._want[name]] = data[n - self.n_embd:].astype(np.float64)  # the last token's row
+            return True
+        except Exception:  # noqa: BLE001 - see above; the layer is then missing and the probe skipped
+            return not ask
