@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # The answer check (service/answer/answerability.py): a generative answer whose estimated
     # probability of being right is below the threshold is refused. Higher: refuse more.
     answer_check: bool = False
+    # The embedded model's answerable probe (service/llm/answerable_probe.py): a question whose
+    # P(answerable), read from the model's hidden state, is below this is refused before the
+    # model writes anything. 0 turns it off; models without a fitted probe skip it.
+    answerable_threshold: float = Field(0.15, ge=0.0, le=1.0)
     answer_threshold: float = Field(0.3, ge=0.0, le=1.0)
     answer_check_all_signals: bool = False  # compute every signal, weighted or not (fitting)
     refusal_message: str = DEFAULT_REFUSAL

@@ -214,11 +214,13 @@ class AnswerService:
             try:
                 llm = self._backend_factory(name)
                 model = llm.model
-                gate = self._gate(llm, question, context, similarity, clock) if self.settings.answer_check else None
+                probe = self._probe(llm, prepared, clock)
+                gate = (self._gate(llm, question, context, similarity, clock, probe)
+                        if self.settings.answer_check else None)
                 generation = yield from self._generate(llm, prepared, verifier, clock, gate)
                 usage = Usage(prompt_tokens=generation.prompt_tokens,
                               completion_tokens=generation.completion_tokens)
-                check = verifier.check
+                check = verifier.check or probe
             except _Refused as refused:
                 check, reason = refused.check, refused.reason
             except (LLMBusy, LLMCrashed):
@@ -255,10 +257,35 @@ class AnswerService:
             check=check,
         ))
 
+    def _probe(self, llm: LLMBackend, prepared: Prepared, clock: _Clock) -> AnswerCheck | None:
+        """The model's hidden state at the end of the prompt, read by the answerable probe
+        (service/llm/answerable_probe.py): below FOOTNOTE_ANSWERABLE_THRESHOLD the question is
+        refused before anything is generated. None where the backend has no probe."""
+        t = time.perf_counter()
+        try:
+            score = llm.answerability(prepared.messages())
+        except (LLMBusy, LLMCrashed):
+            raise
+        except LLMError as exc:  # the answer goes on unprobed; generation will meet the same error if any
+            log.warning("the answerable probe failed: %s", exc)
+            score = None
+        finally:
+            clock.check += _ms(t)
+        if score is None:
+            return None
+        threshold = self.settings.answerable_threshold
+        check = AnswerCheck(score=round(score, 4), threshold=threshold, passed=score >= threshold,
+                            judged=False, features={"probe": round(score, 4)})
+        if not check.passed:
+            sources = [s.text for s in prepared.context.sentences]
+            raise _Refused(check, refusal_reason(prepared.question, sources))
+        return check
+
     def _gate(self, llm: LLMBackend, question: str, context: Context,
-              similarity: Callable[[str, str], float], clock: _Clock) -> Gate:
+              similarity: Callable[[str, str], float], clock: _Clock, probe: AnswerCheck | None) -> Gate:
         checker = AnswerChecker(llm, similarity, self.settings.answer_threshold,
-                                all_signals=self.settings.answer_check_all_signals)
+                                all_signals=self.settings.answer_check_all_signals,
+                                probe=probe.score if probe else None)
 
         def gate(kept: VerifiedClaim, conversation: list[ChatMessage], reply: str) -> AnswerCheck:
             t = time.perf_counter()

@@ -17,14 +17,23 @@ class ScriptedModel:
     name = "scripted"
     model = "scripted-1"
 
-    def __init__(self, reply="", fail: Exception | None = None, chunk: int = 7, judge_yes: float = 0.95) -> None:
+    def __init__(self, reply="", fail: Exception | None = None, chunk: int = 7, judge_yes: float = 0.95,
+                 answerable: float | None = None) -> None:
         self.reply = reply
+        self.answerable = answerable  # what the answerable probe reads (None: no probe)
+        self.probed: list[list[ChatMessage]] = []
         self.fail = fail
         self.chunk = chunk
         self.judge_yes = judge_yes  # what the answer check's yes/no question gets
         self.calls: list[list[ChatMessage]] = []
         self.judged: list[list[ChatMessage]] = []
         self.closed = False
+
+    def answerability(self, messages) -> float | None:  # noqa: ANN001
+        self.probed.append(messages)
+        if isinstance(self.answerable, Exception):
+            raise self.answerable
+        return self.answerable
 
     def choice_probabilities(self, messages, options) -> dict[str, float]:  # noqa: ANN001
         self.judged.append(messages)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from service.answer.events import Cited, Delta, Done
-from service.llm.base import LLMBusy, LLMError, LLMTimeout
+from service.llm.base import LLMBusy, LLMCrashed, LLMError, LLMTimeout
 
 Q = "How many countries pledged to guarantee Ukraine's security?"
 
@@ -189,3 +189,35 @@ def test_antecedents_setting_brings_the_sentence_a_retrieved_one_points_back_to(
     with_antecedents = make_service(None, top_k=3, context_antecedents=True).prepare(question).context.sentences
     assert he.sentence - 1 not in {s.sentence for s in plain}
     assert [s.sentence for s in with_antecedents if s.sentence in (he.sentence - 1, he.sentence)] == [he.sentence - 1, he.sentence]
+
+
+def test_a_question_the_probe_reads_as_unanswerable_is_refused_before_the_model_writes(make_service, scripted, context_id):
+    model = scripted(lambda m: f"26 countries pledged [{context_id(m, '26 countries had pledged')}].", answerable=0.05)
+    answer = make_service(model, answerable_threshold=0.1).ask(Q)
+    assert not answer.answerable and answer.citations == []
+    assert model.calls == []  # nothing generated
+    assert len(model.probed) == 1 and Q in model.probed[0][-1]["content"]  # the answer prompt itself
+    assert answer.check is not None and answer.check.features == {"probe": 0.05} and not answer.check.passed
+    assert answer.refusal_reason and "closest sentences" in answer.refusal_reason
+
+
+def test_a_question_the_probe_passes_is_answered_and_carries_its_score(make_service, scripted, context_id):
+    model = scripted(lambda m: f"26 countries pledged [{context_id(m, '26 countries had pledged')}].", answerable=0.6)
+    answer = make_service(model, answerable_threshold=0.1).ask(Q)
+    assert answer.answerable and answer.check is not None and answer.check.passed
+    assert answer.check.score == 0.6 and answer.check.threshold == 0.1
+    assert model.probed[0] == model.calls[0]  # the probe read the prompt the answer is written from
+
+
+def test_without_a_probe_or_when_it_fails_the_answer_goes_on(make_service, scripted, context_id):
+    def reply(m):
+        return f"26 countries pledged [{context_id(m, '26 countries had pledged')}]."
+
+    for probe in (None, LLMError("the local model failed while reading the prompt")):
+        answer = make_service(scripted(reply, answerable=probe), answerable_threshold=0.9).ask(Q)
+        assert answer.answerable and answer.check is None
+
+
+def test_a_crashed_model_during_the_probe_is_not_hidden(make_service, scripted):
+    with pytest.raises(LLMCrashed):
+        make_service(scripted("x", answerable=LLMCrashed("restarting"))).ask(Q)

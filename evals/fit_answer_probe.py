@@ -1,0 +1,183 @@
+"""Fit the answerable probe on SQuAD 2.0 training questions. Not a test.
+
+    # 1. read the embedded model's hidden states at the end of each question's answer prompt
+    #    (the service's own retrieval and prompt; ~0.5 s a question on 2 cores, ~25 min for all)
+    .venv/bin/python evals/fit_answer_probe.py collect --out evals/out/probe-train
+    # 2. pick the layer by leave-one-article-out AUC, fit a logistic regression on it, print the
+    #    refusal curve, and write service/llm/probes/<model>.npz
+    .venv/bin/python evals/fit_answer_probe.py fit evals/out/probe-train [--write]
+    # 3. (for evals/fit_answer_check.py) out-of-sample probe scores for every collected question
+    .venv/bin/python evals/fit_answer_probe.py crossfit evals/out/probe-train --out evals/out/probe-cv.jsonl \
+        [--extra evals/out/probe-sample]   # a sample's own collection, scored by the shipped probe
+
+The label is SQuAD's: answerable or not. Ask each question of its own paragraph only.
+squad2-train shares articles with squad2-dev but no paragraph; report on squad2-dev only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from evals.fit_answer_check import auc, fit_logistic  # noqa: E402
+from service.llm.answerable_probe import Probe, probe_path  # noqa: E402
+
+TRAIN = ROOT.parent / "shared" / "benchmarks" / "squad2-train"
+LAYERS = (8, 12, 16, 20, 24, 27)  # of 28 blocks; middle layers tend to carry this best
+L2 = (100.0, 1000.0, 3000.0)
+
+
+def collect(args: argparse.Namespace) -> int:
+    from service.evals.dataset import load_dataset
+    from service.evals.runner import build_service
+    from service.llm.embedded import DEFAULT_MODEL_NAME, load_backend
+    from service.llm.model_files import ensure_model
+    from service.settings import Settings
+
+    settings = Settings()
+    items = load_dataset(args.dataset)
+    by_doc: dict[str, list[dict]] = {}
+    for item in items:  # a paragraph's questions one after another: its prompt prefix is reused
+        by_doc.setdefault(item["doc_ids"][0], []).append(item)
+    docs = sorted(by_doc)
+    random.Random(args.seed).shuffle(docs)
+    chosen = [item for doc in docs for item in by_doc[doc]][: args.limit]
+    service = build_service(settings, args.dataset.parent / "docs", backend="extractive")
+    known = set(service.index.manifest)
+    model_path = ensure_model(settings)
+    backend = load_backend(model_path, name=DEFAULT_MODEL_NAME, n_ctx=settings.llm_context_window,
+                           threads=settings.llm_threads, timeout_s=300, use_probe=False, tap=True)
+    layers = [int(x) for x in args.layers.split(",")]
+    vectors: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
+    meta = []
+    t0 = time.perf_counter()
+    for n, item in enumerate(chosen, start=1):
+        doc = next(c for c in (item["doc_ids"][0], item["doc_ids"][0] + ".txt") if c in known)
+        prepared = service.prepare(item["question"], documents=[doc])
+        states = backend.hidden_states(prepared.messages(), layers)
+        for layer in layers:
+            vectors[layer].append(states[layer])
+        meta.append({"id": item["id"], "answerable": bool(item["answerable"]), "doc": item["doc_ids"][0],
+                     "relevant": prepared.relevant})
+        if n % 100 == 0:
+            print(f"[{n}/{len(chosen)}] {time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(f"{args.out}.npz", **{f"l{k}": np.array(v, dtype=np.float32) for k, v in vectors.items()})
+    Path(f"{args.out}.jsonl").write_text("".join(json.dumps(m) + "\n" for m in meta), encoding="utf-8")
+    print(f"wrote {args.out}.npz and {args.out}.jsonl ({len(meta)} questions, {model_path.stem})")
+    return 0
+
+
+def _load(prefix: Path) -> tuple[dict[int, np.ndarray], list[dict]]:
+    with np.load(f"{prefix}.npz") as data:
+        vectors = {int(k[1:]): data[k].astype(np.float64) for k in data.files}
+    meta = [json.loads(line) for line in Path(f"{prefix}.jsonl").read_text(encoding="utf-8").splitlines()]
+    return vectors, meta
+
+
+def _fit(x: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+    bias, weights = fit_logistic((x - mean) / scale, y, l2=l2)
+    return mean, scale, weights, bias
+
+
+def _held_out_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, l2: float) -> np.ndarray:
+    """Each question scored by a probe fitted without its group."""
+    scores = np.zeros(len(y))
+    for g in np.unique(groups):
+        test = groups == g
+        mean, scale, weights, bias = _fit(x[~test], y[~test], l2)
+        scores[test] = 1 / (1 + np.exp(-(((x[test] - mean) / scale) @ weights + bias)))
+    return scores
+
+
+def fit(args: argparse.Namespace) -> int:
+    vectors, meta = _load(args.data)
+    y = np.array([1.0 if m["answerable"] else 0.0 for m in meta])
+    articles = np.array([m["doc"].rsplit("-p", 1)[0] for m in meta])
+    print(f"{len(y)} questions ({int(y.sum())} answerable) from {len(set(articles))} articles")
+    results = []
+    for layer in sorted(vectors) if args.layer is None else [args.layer]:
+        for l2 in L2:
+            score = auc(_held_out_scores(vectors[layer], y, articles, l2), y)
+            results.append((score, layer, l2))
+            print(f"  layer {layer:2d}  l2 {l2:6g}  leave-one-article-out AUC {score:.3f}", flush=True)
+    best, layer, l2 = max(results)
+    held_out = _held_out_scores(vectors[layer], y, articles, l2)
+    print(f"\nchosen: layer {layer}, l2 {l2:g} (AUC {best:.3f}); the curve, articles held out:")
+    print("  threshold  answerable refused  unanswerable refused")
+    for t in (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5):
+        print(f"  {t:.2f}       {np.mean(held_out[y == 1] < t):.3f}               {np.mean(held_out[y == 0] < t):.3f}")
+    mean, scale, weights, bias = _fit(vectors[layer], y, l2)
+    model = args.model
+    probe = Probe(model=model, layer=layer, mean=mean, scale=scale, weights=weights, bias=bias, l2=l2,
+                  note=f"fitted by evals/fit_answer_probe.py on {len(y)} squad2-train questions (SQuAD 2.0, "
+                       f"CC BY-SA 4.0); layer {layer}, l2 {l2:g}, leave-one-article-out AUC {best:.3f}")
+    if args.write:
+        probe.save(probe_path(model))
+        print(f"wrote {probe_path(model)}")
+    return 0
+
+
+def crossfit(args: argparse.Namespace) -> int:
+    """Scores from probes that never saw the question's paragraph (for fitting the answer check)."""
+    from service.llm.answerable_probe import load_probe
+
+    probe = load_probe(args.model)
+    if probe is None:
+        raise SystemExit(f"no probe for {args.model}; run `fit --write` first")
+    vectors, meta = _load(args.data)
+    y = np.array([1.0 if m["answerable"] else 0.0 for m in meta])
+    paragraphs = np.array([m["doc"] for m in meta])
+    folds = np.array([zlib.crc32(p.encode()) % 5 for p in paragraphs])
+    scores = _held_out_scores(vectors[probe.layer], y, folds, probe.l2)
+    rows = {m["id"]: round(float(s), 4) for m, s in zip(meta, scores)}
+    print(f"{len(rows)} held-out scores (5 paragraph folds), AUC {auc(scores, y):.3f}")
+    for extra in args.extra:  # questions the shipped probe never saw: its own scores are held out
+        extra_vectors, extra_meta = _load(extra)
+        for m, v in zip(extra_meta, extra_vectors[probe.layer]):
+            rows.setdefault(m["id"], round(probe.score(v), 4))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("".join(json.dumps({"id": k, "probe": v}) + "\n" for k, v in rows.items()), encoding="utf-8")
+    print(f"wrote {args.out}: {len(rows)} scores")
+    return 0
+
+
+def main() -> int:
+    from service.llm.embedded import DEFAULT_MODEL_NAME
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("collect")
+    c.add_argument("--dataset", type=Path, default=TRAIN / "qa.jsonl")
+    c.add_argument("--limit", type=int, default=None)
+    c.add_argument("--seed", type=int, default=5)
+    c.add_argument("--layers", default=",".join(map(str, LAYERS)))
+    c.add_argument("--out", type=Path, default=ROOT / "evals" / "out" / "probe-train")
+    for name in ("fit", "crossfit"):
+        f = sub.add_parser(name)
+        f.add_argument("data", type=Path)
+        f.add_argument("--model", default=DEFAULT_MODEL_NAME, help="the GGUF file stem the probe is for")
+        if name == "fit":
+            f.add_argument("--layer", type=int, default=None, help="fit this layer only")
+            f.add_argument("--write", action="store_true", help="write service/llm/probes/<model>.npz")
+        else:
+            f.add_argument("--out", type=Path, default=ROOT / "evals" / "out" / "probe-cv.jsonl")
+            f.add_argument("--extra", type=Path, nargs="*", default=[],
+                           help="other collections (e.g. of a held-out sample) to score with the shipped probe")
+    args = parser.parse_args()
+    return {"collect": collect, "fit": fit, "crossfit": crossfit}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
