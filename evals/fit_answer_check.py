@@ -6,6 +6,10 @@
     # 2. fit a logistic model on them, print each signal's AUC and the trade-off curve, and
     #    write service/answer/answer_check.json
     .venv/bin/python evals/fit_answer_check.py fit evals/out/check-train.jsonl [--write]
+    # (or fit on a `footnote eval` report.json of squad2-train questions run with the check
+    #  observing; --probe-scores puts held-out answerable-probe scores in place of the probe's own)
+    .venv/bin/python evals/fit_answer_check.py fit report.json --features judge,probe \
+        --probe-scores evals/out/probe-cv.jsonl [--write]
 
 The label of an answered item is 1 when it is answerable and the answer contains a gold
 answer, else 0: the check should pass right answers and turn down everything else. Items the
@@ -27,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service.answer.answerability import FEATURES, WEIGHTS_FILE  # noqa: E402
+from service.answer.answerability import FEATURES, PROBE_WEIGHTS_FILE, WEIGHTS_FILE  # noqa: E402
 from service.evals.metrics import contains_any  # noqa: E402
 
 TRAIN = ROOT.parent / "shared" / "benchmarks" / "squad2-train"
@@ -135,14 +139,31 @@ def curve(records: list[dict], scores: dict[str, float], thresholds: list[float]
     return rows
 
 
+def _records(path: Path) -> list[dict]:
+    """`collect`'s records, or the items of a `footnote eval` report.json run with the check observing."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        return [{"id": i["id"], "answerable": i["answerable"], "answered": not i["refused"],
+                 "right": bool(i["answerable"]) and not i["refused"] and contains_any(i["answer"], i["gold_answers"]),
+                 "check": i["check"]} for i in json.loads(text)["items"]]
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def fit(args: argparse.Namespace) -> int:
-    records = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = _records(args.data)
+    if args.probe_scores:  # out-of-sample probe scores (evals/fit_answer_probe.py crossfit)
+        scores = {}
+        for path in args.probe_scores.split(","):
+            scores.update({r["id"]: r["probe"] for r in map(json.loads, Path(path).read_text().splitlines())})
+        for r in records:
+            if r["check"]:
+                r["check"]["features"]["probe"] = scores[r["id"]]
     checked = [r for r in records if r["check"]]
     features = args.features.split(",") if args.features else list(FEATURES)
     x_raw = np.array([[r["check"]["features"][f] for f in features] for r in checked], dtype=float)
     y = np.array([1.0 if r["right"] else 0.0 for r in checked])
     print(f"{len(records)} items, {len(checked)} answered and checked ({int(y.sum())} right, {int(len(y) - y.sum())} not)")
-    for name in FEATURES:
+    for name in [f for f in FEATURES if all(f in r["check"]["features"] for r in checked)]:
         a = auc(np.array([r["check"]["features"][name] for r in checked]), y)
         print(f"  AUC {name:17s} {max(a, 1 - a):.3f}{' (lower is better)' if a < 0.5 else ''}")
     means = x_raw.mean(axis=0)
@@ -163,7 +184,8 @@ def fit(args: argparse.Namespace) -> int:
     chosen = args.threshold if args.threshold is not None else best["threshold"]
     weights = {
         "note": f"fitted by evals/fit_answer_check.py on {len(checked)} answered squad2-train items "
-                f"({len(records)} asked); cross-validated AUC {auc(cv, y):.3f}",
+                f"({len(records)} asked); cross-validated AUC {auc(cv, y):.3f}"
+                + ("; probe scores held out (evals/fit_answer_probe.py crossfit)" if args.probe_scores else ""),
         "intercept": intercept,
         "coefficients": {f: float(c) for f, c in zip(features, coefficients)},
         "means": {f: float(m) for f, m in zip(features, means)},
@@ -173,8 +195,9 @@ def fit(args: argparse.Namespace) -> int:
     }
     print(json.dumps({k: weights[k] for k in ("intercept", "coefficients")}, indent=1))
     if args.write:
-        WEIGHTS_FILE.write_text(json.dumps(weights, indent=1) + "\n", encoding="utf-8")
-        print(f"wrote {WEIGHTS_FILE}")
+        target = PROBE_WEIGHTS_FILE if "probe" in features else WEIGHTS_FILE
+        target.write_text(json.dumps(weights, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {target}")
     return 0
 
 
@@ -192,6 +215,8 @@ def main() -> int:
     f.add_argument("--write", action="store_true", help="write service/answer/answer_check.json")
     f.add_argument("--features", default="", help="comma-separated signals to fit on (default: all)")
     f.add_argument("--threshold", type=float, default=None, help="the default operating point to record")
+    f.add_argument("--probe-scores", default="", help="comma-separated JSON Lines of {id, probe} that replace "
+                   "the probe feature (held-out scores from evals/fit_answer_probe.py crossfit)")
     args = parser.parse_args()
     return collect(args) if args.command == "collect" else fit(args)
 

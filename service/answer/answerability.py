@@ -18,9 +18,12 @@ scores it with a small logistic model over signals that each catch part of it:
 - `question_overlap`: the share of the question's content words found in the cited sentences;
 - `similarity`: embedding cosine of the question with the cited sentences;
 - `reattributed`: the model cited the wrong sentence and the verifier found another.
+- `probe`: the answerable probe's P(answerable), read from the model's hidden state at the end
+  of the answer prompt (service/llm/answerable_probe.py; embedded backend only).
 
 The weights are fitted on ../shared/benchmarks/squad2-train by `evals/fit_answer_check.py` and
-ship in `answer_check.json`; the threshold is FOOTNOTE_ANSWER_THRESHOLD (README shows the
+ship in `answer_check.json` (the judge; any backend) and `answer_check_probe.json` (the judge and
+the probe; the embedded model); the threshold is FOOTNOTE_ANSWER_THRESHOLD (README shows the
 trade-off curve it was chosen from).
 """
 
@@ -37,8 +40,9 @@ from service.answer import prompts, support
 from service.answer.models import AnswerCheck
 from service.llm.base import ChatMessage, LLMBackend, LLMBusy, LLMCrashed, LLMError
 
-WEIGHTS_FILE = Path(__file__).with_name("answer_check.json")
-FEATURES = ("recheck", "judge", "facts_missing", "question_overlap", "similarity", "reattributed")
+WEIGHTS_FILE = Path(__file__).with_name("answer_check.json")  # for backends without a probe
+PROBE_WEIGHTS_FILE = Path(__file__).with_name("answer_check_probe.json")  # with the answerable probe
+FEATURES = ("recheck", "judge", "facts_missing", "question_overlap", "similarity", "reattributed", "probe")
 JUDGES = ("recheck", "judge")  # signals that cost a model call
 
 Similarity = Callable[[str, str], float]
@@ -82,12 +86,15 @@ class AnswerChecker:
     """Scores a kept answer against its question; `llm` is the answering model (the judge)."""
 
     def __init__(self, llm: LLMBackend, similarity: Similarity, threshold: float,
-                 weights: Weights | None = None, all_signals: bool = False) -> None:
+                 weights: Weights | None = None, all_signals: bool = False,
+                 probe: float | None = None) -> None:
         self.llm = llm
+        self.probe = probe  # the answerable probe's score for this prompt, when the backend has one
         self.similarity = similarity
         self.threshold = threshold
-        self.weights = weights or load_weights()
         self.all_signals = all_signals  # compute every model signal, weighted or not (for fitting)
+        # Fitted twice: with the probe's score where the backend has one, and without it.
+        self.weights = weights or load_weights(PROBE_WEIGHTS_FILE if probe is not None else WEIGHTS_FILE)
 
     def _yes(self, messages: list[ChatMessage]) -> float | None:
         """P(yes) from the model; None when it could not be asked (the check then leans on the
@@ -113,6 +120,8 @@ class AnswerChecker:
             **lexical_features(question, sources),
             "similarity": float(self.similarity(question, " ".join(sources))),
             "reattributed": 1.0 if reattributed else 0.0,
+            # Without a probe (a remote backend) the feature sits at its mean: it moves nothing.
+            "probe": self.probe if self.probe is not None else self.weights.means.get("probe", 0.5),
         }
         score = self.weights.score(features)
         return AnswerCheck(score=round(score, 4), threshold=self.threshold, passed=score >= self.threshold,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from service.answer.answerability import AnswerChecker, Weights, lexical_features, load_weights, refusal_reason
+from service.answer.answerability import (PROBE_WEIGHTS_FILE, WEIGHTS_FILE, AnswerChecker, Weights, lexical_features,
+                                          load_weights, refusal_reason)
 from service.answer.events import Delta, Done
 
 MELONI = ("Italian Prime Minister Giorgia Meloni affirmed that he will not send troops to Ukraine, but is ready "
@@ -26,7 +27,7 @@ def test_a_refusal_names_what_the_evidence_lacks():
 def test_the_shipped_score_rises_with_the_model_judgement(scripted):
     weights = load_weights()
     base = {"recheck": 0.9, "judge": 0.9, "facts_missing": 0.0, "question_overlap": 0.8, "similarity": 0.7,
-            "reattributed": 0.0}
+            "reattributed": 0.0, "probe": 0.8}
     model_signal = next(name for name in ("recheck", "judge") if name in weights.coefficients)
     assert weights.score(base) > weights.score({**base, model_signal: 0.1})
     unweighted = next(name for name in base if name not in weights.coefficients)
@@ -39,7 +40,8 @@ def test_the_checker_asks_the_answering_model_and_reports_every_signal(scripted)
     check = AnswerChecker(model, lambda a, b: 0.5, threshold=0.5, weights=weights).check(
         "Which country's leader said he would send troops?", "Giorgia Meloni.", [MELONI], reattributed=False)
     assert not check.passed and check.score < 0.5 and check.judged
-    assert set(check.features) == {"recheck", "judge", "facts_missing", "question_overlap", "similarity", "reattributed"}
+    assert set(check.features) == {"recheck", "judge", "facts_missing", "question_overlap", "similarity", "reattributed",
+                                   "probe"}
     assert len(model.judged) == 1  # only the signals the weights use cost a model call
     judged = model.judged[0][-1]["content"]
     assert MELONI in judged and "send troops?" in judged and "Giorgia Meloni." in judged
@@ -98,3 +100,22 @@ def test_the_check_reads_the_cited_sentence_with_the_one_that_points_back_at_it(
     text = judge.split("Question:")[0]
     assert name in text and "He said that 26 countries have agreed" in text  # who, then what he said
     assert text.index(name) < text.index("He said that")
+
+
+def test_strict_mode_combines_the_probe_with_the_judge(make_service, scripted, context_id):
+    reply = lambda m: f"Giorgia Meloni [{context_id(m, 'Giorgia Meloni')}]."  # noqa: E731
+    question = "Which country's leader said he would send troops?"
+    low = make_service(scripted(reply, judge_yes=0.9, answerable=0.15), answer_check=True, answer_threshold=0.0,
+                       answerable_threshold=0.1).ask(question)
+    high = make_service(scripted(reply, judge_yes=0.9, answerable=0.95), answer_check=True, answer_threshold=0.0,
+                        answerable_threshold=0.1).ask(question)
+    assert low.check.features["probe"] == 0.15 and high.check.features["probe"] == 0.95
+    assert "judge" in low.check.features  # the strict check's own report, with the probe in it
+    assert low.check.score < high.check.score  # same judgement, the probe decides
+    unprobed = make_service(scripted(reply, judge_yes=0.9), answer_check=True, answer_threshold=0.0).ask(question)
+    assert unprobed.check.score == round(load_weights(WEIGHTS_FILE).score(unprobed.check.features), 4)
+
+
+def test_the_weights_with_the_probe_count_it_and_those_without_do_not():
+    assert {"judge", "probe"} <= set(load_weights(PROBE_WEIGHTS_FILE).coefficients)
+    assert "probe" not in load_weights(WEIGHTS_FILE).coefficients
