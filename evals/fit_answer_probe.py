@@ -3,6 +3,7 @@
     # 1. read the embedded model's hidden states at the end of each question's answer prompt
     #    (the service's own retrieval and prompt; ~0.5 s a question on 2 cores, ~25 min for all)
     .venv/bin/python evals/fit_answer_probe.py collect --out evals/out/probe-train
+    #    (the shipped probe: --limit 1500; other sets: --dataset evals/seeds_gold.jsonl --docs seeds)
     # 2. pick the layer by leave-one-article-out AUC, fit a logistic regression on it, print the
     #    refusal curve, and write service/llm/probes/<model>.npz
     .venv/bin/python evals/fit_answer_probe.py fit evals/out/probe-train [--write]
@@ -48,11 +49,11 @@ def collect(args: argparse.Namespace) -> int:
     items = load_dataset(args.dataset)
     by_doc: dict[str, list[dict]] = {}
     for item in items:  # a paragraph's questions one after another: its prompt prefix is reused
-        by_doc.setdefault(item["doc_ids"][0], []).append(item)
+        by_doc.setdefault((item.get("doc_ids") or [""])[0], []).append(item)
     docs = sorted(by_doc)
     random.Random(args.seed).shuffle(docs)
     chosen = [item for doc in docs for item in by_doc[doc]][: args.limit]
-    service = build_service(settings, args.dataset.parent / "docs", backend="extractive")
+    service = build_service(settings, args.docs or args.dataset.parent / "docs", backend="extractive")
     known = set(service.index.manifest)
     model_path = ensure_model(settings)
     backend = load_backend(model_path, name=DEFAULT_MODEL_NAME, n_ctx=settings.llm_context_window,
@@ -62,12 +63,13 @@ def collect(args: argparse.Namespace) -> int:
     meta = []
     t0 = time.perf_counter()
     for n, item in enumerate(chosen, start=1):
-        doc = next(c for c in (item["doc_ids"][0], item["doc_ids"][0] + ".txt") if c in known)
-        prepared = service.prepare(item["question"], documents=[doc])
+        ids = item.get("doc_ids") or []  # the seed set's items may have none: the whole corpus
+        docs_ = [next((c for c in (d, f"{d}.txt", f"{d}.md") if c in known), d) for d in ids] or None
+        prepared = service.prepare(item["question"], documents=docs_)
         states = backend.hidden_states(prepared.messages(), layers)
         for layer in layers:
             vectors[layer].append(states[layer])
-        meta.append({"id": item["id"], "answerable": bool(item["answerable"]), "doc": item["doc_ids"][0],
+        meta.append({"id": item["id"], "answerable": bool(item.get("answerable", True)), "doc": (ids or [""])[0],
                      "relevant": prepared.relevant})
         if n % 100 == 0:
             print(f"[{n}/{len(chosen)}] {time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
@@ -160,6 +162,7 @@ def main() -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("collect")
     c.add_argument("--dataset", type=Path, default=TRAIN / "qa.jsonl")
+    c.add_argument("--docs", type=Path, default=None, help="its documents (default: docs/ beside it)")
     c.add_argument("--limit", type=int, default=None)
     c.add_argument("--seed", type=int, default=5)
     c.add_argument("--layers", default=",".join(map(str, LAYERS)))
