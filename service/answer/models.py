@@ -39,9 +39,11 @@ class VerificationStats(BaseModel):
 
 
 class AnswerCheck(BaseModel):
-    """Whether the kept answer answers this question (service/answer/answerability.py)."""
+    """Whether the kept answer answers this question (service/answer/answerability.py), or, with
+    only the answerable probe (service/llm/answerable_probe.py), whether the sentences do."""
 
-    score: float = Field(description="estimated probability that the answer is right, 0..1")
+    score: float = Field(description="estimated probability that the answer is right (strict mode), or "
+                                     "that the sentences answer the question (the probe alone), 0..1")
     threshold: float = Field(description="FOOTNOTE_ANSWER_THRESHOLD: below it the answer is refused")
     passed: bool
     judged: bool = Field(True, description="whether the model's own yes/no judgement was available")
@@ -59,4 +61,4 @@ class Answer(BaseModel):
     verification: VerificationStats = Field(default_factory=VerificationStats)
     warnings: list[str] = Field(default_factory=list, description="e.g. a fallback to extractive")
     refusal_reason: str | None = Field(None, description="when answerable is false: why, in words")
-    check: AnswerCheck | None = Field(None, description="the answer check, when one ran")
+    check: AnswerCheck | None = Field(None, description="the answer check or the answerable probe, when one ran")
