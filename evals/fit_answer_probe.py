@@ -4,8 +4,8 @@
     #    (the service's own retrieval and prompt; ~0.5 s a question on 2 cores, ~25 min for all)
     .venv/bin/python evals/fit_answer_probe.py collect --out evals/out/probe-train
     #    (the shipped probe: --limit 1500; other sets: --dataset evals/seeds_gold.jsonl --docs seeds)
-    # 2. pick the layer by leave-one-article-out AUC, fit a logistic regression on it, print the
-    #    refusal curve, and write service/llm/probes/<model>.npz
+    # 2. pick the layers by leave-one-article-out AUC (each alone, then the best two together),
+    #    fit a logistic regression, print the refusal curve, write service/llm/probes/<model>.npz
     .venv/bin/python evals/fit_answer_probe.py fit evals/out/probe-train [--write]
     # 3. (for evals/fit_answer_check.py) out-of-sample probe scores for every collected question
     .venv/bin/python evals/fit_answer_probe.py crossfit evals/out/probe-train --out evals/out/probe-cv.jsonl \
@@ -103,28 +103,46 @@ def _held_out_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, l2: float
     return scores
 
 
+def _stack(vectors: dict[int, np.ndarray], layers: tuple[int, ...]) -> np.ndarray:
+    return np.hstack([vectors[layer] for layer in layers])
+
+
 def fit(args: argparse.Namespace) -> int:
     vectors, meta = _load(args.data)
     y = np.array([1.0 if m["answerable"] else 0.0 for m in meta])
     articles = np.array([m["doc"].rsplit("-p", 1)[0] for m in meta])
     print(f"{len(y)} questions ({int(y.sum())} answerable) from {len(set(articles))} articles")
-    results = []
-    for layer in sorted(vectors) if args.layer is None else [args.layer]:
-        for l2 in L2:
-            score = auc(_held_out_scores(vectors[layer], y, articles, l2), y)
-            results.append((score, layer, l2))
-            print(f"  layer {layer:2d}  l2 {l2:6g}  leave-one-article-out AUC {score:.3f}", flush=True)
-    best, layer, l2 = max(results)
-    held_out = _held_out_scores(vectors[layer], y, articles, l2)
-    print(f"\nchosen: layer {layer}, l2 {l2:g} (AUC {best:.3f}); the curve, articles held out:")
+
+    def sweep(candidates: list[tuple[int, ...]]) -> list[tuple[float, tuple[int, ...], float]]:
+        out = []
+        for layers in candidates:
+            for l2 in L2:
+                score = auc(_held_out_scores(_stack(vectors, layers), y, articles, l2), y)
+                out.append((score, layers, l2))
+                print(f"  layers {','.join(map(str, layers)):8s} l2 {l2:6g}  leave-one-article-out AUC {score:.3f}",
+                      flush=True)
+        return out
+
+    if args.layers:
+        results = sweep([tuple(int(x) for x in args.layers.split(","))])
+    else:  # each layer alone, then the two best together
+        results = sweep([(layer,) for layer in sorted(vectors)])
+        best_two = sorted({r[1][0] for r in sorted(results, reverse=True)}, key=lambda layer: -max(
+            r[0] for r in results if r[1] == (layer,)))[:2]
+        results += sweep([tuple(sorted(best_two))])
+    best, layers, l2 = max(results)
+    x = _stack(vectors, layers)
+    held_out = _held_out_scores(x, y, articles, l2)
+    print(f"\nchosen: layers {layers}, l2 {l2:g} (AUC {best:.3f}); the curve, articles held out:")
     print("  threshold  answerable refused  unanswerable refused")
-    for t in (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5):
+    for t in (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5):
         print(f"  {t:.2f}       {np.mean(held_out[y == 1] < t):.3f}               {np.mean(held_out[y == 0] < t):.3f}")
-    mean, scale, weights, bias = _fit(vectors[layer], y, l2)
+    mean, scale, weights, bias = _fit(x, y, l2)
     model = args.model
-    probe = Probe(model=model, layer=layer, mean=mean, scale=scale, weights=weights, bias=bias, l2=l2,
+    probe = Probe(model=model, layers=layers, mean=mean, scale=scale, weights=weights, bias=bias, l2=l2,
                   note=f"fitted by evals/fit_answer_probe.py on {len(y)} squad2-train questions (SQuAD 2.0, "
-                       f"CC BY-SA 4.0); layer {layer}, l2 {l2:g}, leave-one-article-out AUC {best:.3f}")
+                       f"CC BY-SA 4.0); layers {','.join(map(str, layers))}, l2 {l2:g}, "
+                       f"leave-one-article-out AUC {best:.3f}")
     if args.write:
         probe.save(probe_path(model))
         print(f"wrote {probe_path(model)}")
@@ -142,12 +160,12 @@ def crossfit(args: argparse.Namespace) -> int:
     y = np.array([1.0 if m["answerable"] else 0.0 for m in meta])
     paragraphs = np.array([m["doc"] for m in meta])
     folds = np.array([zlib.crc32(p.encode()) % 5 for p in paragraphs])
-    scores = _held_out_scores(vectors[probe.layer], y, folds, probe.l2)
+    scores = _held_out_scores(_stack(vectors, probe.layers), y, folds, probe.l2)
     rows = {m["id"]: round(float(s), 4) for m, s in zip(meta, scores)}
     print(f"{len(rows)} held-out scores (5 paragraph folds), AUC {auc(scores, y):.3f}")
     for extra in args.extra:  # questions the shipped probe never saw: its own scores are held out
         extra_vectors, extra_meta = _load(extra)
-        for m, v in zip(extra_meta, extra_vectors[probe.layer]):
+        for m, v in zip(extra_meta, _stack(extra_vectors, probe.layers)):
             rows.setdefault(m["id"], round(probe.score(v), 4))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("".join(json.dumps({"id": k, "probe": v}) + "\n" for k, v in rows.items()), encoding="utf-8")
@@ -172,7 +190,7 @@ def main() -> int:
         f.add_argument("data", type=Path)
         f.add_argument("--model", default=DEFAULT_MODEL_NAME, help="the GGUF file stem the probe is for")
         if name == "fit":
-            f.add_argument("--layer", type=int, default=None, help="fit this layer only")
+            f.add_argument("--layers", default="", help="fit on these layers only (comma-separated, concatenated)")
             f.add_argument("--write", action="store_true", help="write service/llm/probes/<model>.npz")
         else:
             f.add_argument("--out", type=Path, default=ROOT / "evals" / "out" / "probe-cv.jsonl")

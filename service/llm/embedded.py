@@ -150,8 +150,10 @@ class EmbeddedBackend:
         the whole prompt evaluated, so the answer that follows starts generating at once."""
         if self._probe is None:
             return None
-        hidden = self.hidden_states(messages, [self._probe.layer]).get(self._probe.layer)
-        return None if hidden is None else self._probe.score(hidden)
+        states = self.hidden_states(messages, self._probe.layers)
+        if any(layer not in states for layer in self._probe.layers):
+            return None
+        return self._probe.score(np.concatenate([states[layer] for layer in self._probe.layers]))
 
     def hidden_states(self, messages: list[ChatMessage], layers: Sequence[int]) -> dict[int, np.ndarray]:
         """Each layer's output at the prompt's last token ({} when no tap is installed)."""

@@ -7,7 +7,7 @@ from service.llm.embedded import DEFAULT_MODEL_NAME
 
 
 def _probe(model: str = "m") -> Probe:
-    return Probe(model=model, layer=3, mean=np.array([1.0, 0.0]), scale=np.array([2.0, 1.0]),
+    return Probe(model=model, layers=(3, 5), mean=np.array([1.0, 0.0]), scale=np.array([2.0, 1.0]),
                  weights=np.array([1.5, -0.5]), bias=-0.25, l2=10.0, note="test")
 
 
@@ -22,7 +22,7 @@ def test_a_saved_probe_loads_back_only_for_its_model(tmp_path):
     path = tmp_path / "m.npz"
     _probe().save(path)
     loaded = load_probe("m", path)
-    assert loaded is not None and loaded.layer == 3 and loaded.l2 == 10.0 and loaded.note == "test"
+    assert loaded is not None and loaded.layers == (3, 5) and loaded.l2 == 10.0 and loaded.note == "test"
     assert abs(loaded.score(np.array([3.0, 2.0])) - _probe().score(np.array([3.0, 2.0]))) < 1e-6
     assert load_probe("another-model", path) is None  # activations of another model mean nothing to it
     assert load_probe("m", tmp_path / "missing.npz") is None
@@ -31,5 +31,6 @@ def test_a_saved_probe_loads_back_only_for_its_model(tmp_path):
 def test_the_default_model_ships_a_probe_fitted_for_it():
     probe = load_probe(DEFAULT_MODEL_NAME)
     assert probe is not None and probe_path(DEFAULT_MODEL_NAME).is_file()
-    assert probe.weights.shape == probe.mean.shape == probe.scale.shape == (1536,)  # the model's width
+    width = 1536 * len(probe.layers)  # the model's width per layer read
+    assert probe.weights.shape == probe.mean.shape == probe.scale.shape == (width,)
     assert "squad2-train" in probe.note
