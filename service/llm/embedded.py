@@ -131,14 +131,9 @@ class EmbeddedBackend:
     def choice_probabilities(self, messages: list[ChatMessage], options: Sequence[str]) -> dict[str, float]:
         """How likely the reply starts with each option ("yes", "no"), renormalised over them:
         one forward pass over the prompt's new tokens, no sampling."""
-        tokens = self._prompt_tokens(messages)
-        self._check_fits(len(tokens))
+        self._read_prompt(messages)
         llm = self._llm
-        done = self.states.restore_best(llm, tokens)
-        done = min(done, len(tokens) - 1)  # the last token is decoded again for its logits
         try:
-            llm.n_tokens = done  # eval() drops the KV cells past this point
-            llm.eval(tokens[done:])
             logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).copy()  # noqa: SLF001
         except Exception as exc:
             raise LLMError(f"The local model failed while scoring: {exc}") from exc
@@ -159,19 +154,27 @@ class EmbeddedBackend:
         """Each layer's output at the prompt's last token ({} when no tap is installed)."""
         if self._tap is None:
             return {}
+        return self._read_prompt(messages, layers)
+
+    def _read_prompt(self, messages: list[ChatMessage], layers: Sequence[int] = ()) -> dict[int, np.ndarray]:
+        """Evaluate the prompt, resuming from the best saved state and decoding at least its
+        last token again so its logits are live; with `layers` (and a tap), their outputs there."""
         tokens = self._prompt_tokens(messages)
         self._check_fits(len(tokens))
         llm = self._llm
         done = min(self.states.restore_best(llm, tokens), len(tokens) - 1)
         try:
             llm.n_tokens = done  # eval() drops the KV cells past this point
+            if not layers or self._tap is None:
+                llm.eval(tokens[done:])
+                return {}
             # A block's output holds a row per token of the batch (only the last block keeps
             # just the rows with logits); the tap keeps the last row of the last batch.
             with self._tap.reading(layers) as tap:
                 llm.eval(tokens[done:])
+            return tap.vectors
         except Exception as exc:
             raise LLMError(f"The local model failed while reading the prompt: {exc}") from exc
-        return tap.vectors
 
     def _first_tokens(self, option: str) -> set[int]:
         """Token ids a reply starting with `option` may begin with ("yes", "Yes", " yes" ...)."""
