@@ -1,7 +1,8 @@
 """What the model worker and the AMX guard cost, on this machine. Not a test.
 
 1. llama.cpp's extra buffer types (repacked weights; AMX where compiled in) on vs off:
-   prompt tokens/s and generated tokens/s, in-process, same prompt.
+   prompt tokens/s and generated tokens/s, in-process, same prompt; with --batches, only the
+   time to evaluate n new tokens after a 300-token prefix, for each n (README "Speed").
 2. The worker protocol alone: answers of ~50 streamed pieces through a scripted worker
    (tests/llm/fake_model_worker.py), so only the process boundary is timed.
 3. The worker process boundary with the real model: the same answer prompts (the seed gold questions, retrieved
@@ -9,6 +10,7 @@
    each with its own warm prefix cache; reports per-answer time and the overhead.
 
     .venv/bin/python evals/bench_worker.py [--questions 12] [--out bench_worker.json]
+    .venv/bin/python evals/bench_worker.py --batches 1,2,4,8,16,32,64,128,256,512
 """
 
 from __future__ import annotations
@@ -67,6 +69,30 @@ def throughput(extra: str, messages) -> dict:  # noqa: ANN001
             "generated_tokens_per_s": round(max(r[1] for r in runs), 1), "prompt_tokens": len(tokens)}
 
 
+def batch_costs(extra: str, messages, sizes: list[int], prefix: int = 300) -> dict:  # noqa: ANN001
+    """Milliseconds to evaluate n new tokens after `prefix` evaluated ones (best of 3 each): what
+    an answer's new prompt tokens (a batch) and each written token (n = 1) cost."""
+    settings = Settings()
+    backend = load_backend(ensure_model(settings), name=DEFAULT_MODEL_NAME, n_ctx=settings.llm_context_window,
+                           threads=settings.llm_threads, timeout_s=600, extra_buffers=extra)
+    llm = backend._llm  # noqa: SLF001
+    tokens = llm.tokenize(json.dumps(messages).encode())
+    tokens = (tokens * (1 + (prefix + max(sizes)) // len(tokens)))[: prefix + max(sizes)]
+    llm.eval(tokens[:prefix])
+    state = llm.save_state()
+    costs = {}
+    for n in sizes:
+        best = float("inf")
+        for _ in range(3):
+            llm.load_state(state)
+            t = time.perf_counter()
+            llm.eval(tokens[prefix : prefix + n])
+            best = min(best, time.perf_counter() - t)
+        costs[n] = round(best * 1000, 1)
+    llm.close()
+    return {"extra_buffers": backend.extra_buffers, "ms_by_batch": costs}
+
+
 def protocol_overhead(answers: int = 300) -> dict:
     from service.llm.worker_client import WorkerBackend
 
@@ -90,8 +116,20 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=12)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--batches", default="", help="only time batches of these sizes, e.g. 1,16,128")
     args = parser.parse_args()
     messages = answer_prompts(args.questions)
+    if args.batches:
+        sizes = [int(n) for n in args.batches.split(",")]
+        rows = [batch_costs(extra, messages[0], sizes) for extra in ("on", "off")]
+        print("| tokens in the batch | " + " | ".join(map(str, sizes)) + " |")
+        print("|---|" + "---|" * len(sizes))
+        for row in rows:
+            name = "repacked" if row["extra_buffers"] else "not repacked"
+            print(f"| {name} | " + " | ".join(f"{row['ms_by_batch'][n]:g} ms" for n in sizes) + " |")
+        if args.out:
+            args.out.write_text(json.dumps(rows, indent=2))
+        return 0
 
     report: dict = {"throughput": [throughput(extra, messages[0]) for extra in ("on", "off")]}
     for row in report["throughput"]:
