@@ -3,7 +3,8 @@
     # 1. read the embedded model's hidden states at the end of each question's answer prompt
     #    (the service's own retrieval and prompt; ~0.5 s a question on 2 cores, ~25 min for all)
     .venv/bin/python evals/fit_answer_probe.py collect --out evals/out/probe-train
-    #    (the shipped probe: --limit 1500; other sets: --dataset evals/seeds_gold.jsonl --docs seeds)
+    #    (the shipped probe: --limit 1500; other sets: --dataset evals/seeds_gold.jsonl --docs seeds;
+    #    --after-answer: at the end of the model's own answer instead, articles held out AUC 0.73)
     # 2. pick the layers by leave-one-article-out AUC (each alone, then the best two together),
     #    fit a logistic regression, print the refusal curve, write service/llm/probes/<model>.npz
     .venv/bin/python evals/fit_answer_probe.py fit evals/out/probe-train [--write]
@@ -66,11 +67,14 @@ def collect(args: argparse.Namespace) -> int:
         ids = item.get("doc_ids") or []  # the seed set's items may have none: the whole corpus
         docs_ = [next((c for c in (d, f"{d}.txt", f"{d}.md") if c in known), d) for d in ids] or None
         prepared = service.prepare(item["question"], documents=docs_)
-        states = backend.hidden_states(prepared.messages(), layers)
+        reply = ""
+        if args.after_answer:  # the state after the model's own answer instead (measured: weaker)
+            reply = backend.generate(prepared.messages(), max_tokens=settings.llm_max_tokens).text
+        states = backend.hidden_states(prepared.messages(), layers, reply=reply)
         for layer in layers:
             vectors[layer].append(states[layer])
         meta.append({"id": item["id"], "answerable": bool(item.get("answerable", True)), "doc": (ids or [""])[0],
-                     "relevant": prepared.relevant})
+                     "relevant": prepared.relevant, **({"reply": reply} if args.after_answer else {})})
         if n % 100 == 0:
             print(f"[{n}/{len(chosen)}] {time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -185,6 +189,8 @@ def main() -> int:
     c.add_argument("--seed", type=int, default=5)
     c.add_argument("--layers", default=",".join(map(str, LAYERS)))
     c.add_argument("--out", type=Path, default=ROOT / "evals" / "out" / "probe-train")
+    c.add_argument("--after-answer", action="store_true",
+                   help="read the state at the end of the model's own answer, not of the prompt")
     for name in ("fit", "crossfit"):
         f = sub.add_parser(name)
         f.add_argument("data", type=Path)

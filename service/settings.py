@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     llm_context_window: int = Field(4096, ge=512)
     # llama.cpp's extra buffer types (repacked weights, AMX); auto = off where the build has AMX
     llm_extra_buffers: Literal["auto", "on", "off"] = "auto"
+    # plain: where weights are repacked, a second copy of the model with plain weights reads the
+    # prompts (faster for long ones on the CPUs measured) and the repacked one writes
+    llm_prompt_reader: Literal["plain", "same"] = "same"
     llm_state_cache_mb: int = Field(512, ge=0, description="saved prompt states (document prefixes)")
     min_relevance: float = Field(0.25, description="best dense score below which we refuse")
     # The answer check (service/answer/answerability.py): a generative answer whose estimated

@@ -12,7 +12,7 @@ Protocol: JSON lines. Requests on stdin:
     {"op": "cancel", "id": 7}                      stop request 7 (a client went away)
 Replies on the protocol stream (the process's original stdout; fd 1 is pointed at stderr so
 that anything native code prints cannot corrupt the protocol):
-    {"ready": {"model": ..., "extra_buffers": bool}}   once, when the model is loaded
+    {"ready": {"model": ..., "extra_buffers": bool, "plain_reader": bool}}   once, when loaded
     {"fatal": "message"}                              the model could not be loaded; exit 3
     {"id": 7, "delta": "text"}                        zero or more
     {"id": 7, "done": {"text", "model", "prompt_tokens", "completion_tokens"}}
@@ -136,6 +136,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--extra-buffers", choices=["auto", "on", "off"], default="auto",
                    help="llama.cpp's extra buffer types (weight repacking, AMX); auto = off where "
                         "this build has AMX kernels")
+    p.add_argument("--prompt-reader", choices=["plain", "same"], default="same",
+                   help="plain: with repacked weights, a second copy of the model with plain weights "
+                        "reads the prompts (faster for long ones) and hands the state over")
     return p.parse_args(argv)
 
 
@@ -147,11 +150,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         backend = load_backend(args.model, name=args.name, n_ctx=args.n_ctx, threads=args.threads,
                                timeout_s=args.timeout, extra_buffers=args.extra_buffers,
-                               state_cache_mb=args.state_cache_mb)
+                               prompt_reader=args.prompt_reader, state_cache_mb=args.state_cache_mb)
     except LLMError as exc:
         replies.send({"fatal": str(exc)})
         return EXIT_LOAD_FAILED
-    replies.send({"ready": {"model": backend.model, "extra_buffers": backend.extra_buffers}})
+    replies.send({"ready": {"model": backend.model, "extra_buffers": backend.extra_buffers,
+                            "plain_reader": backend.plain_reader}})
     serve(backend, _Requests(sys.stdin), replies)
     return 0
 

@@ -93,6 +93,11 @@ class PrefixStates:
         self._states.clear()
 
 
+def copy_state(source: Llama, target: Llama) -> None:
+    """Give `target` (another context of the same model file) `source`'s evaluated tokens."""
+    _load(target, _State(np.array(source.input_ids[: source.n_tokens], dtype=np.intc), _dump(source)))
+
+
 def _dump(llm: Llama) -> bytes:
     import llama_cpp
 

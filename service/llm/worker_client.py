@@ -123,6 +123,7 @@ class WorkerBackend:
         self.restarts = 0
         self._crashes_in_a_row = 0
         self.extra_buffers: bool | None = None
+        self.plain_reader: bool | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -162,6 +163,7 @@ class WorkerBackend:
             self._problem = f"the embedded model could not start: {reason}"
             raise LLMError(self._problem)
         self.extra_buffers = first["ready"].get("extra_buffers")
+        self.plain_reader = first["ready"].get("plain_reader")
         with self._state_lock:
             self._worker = worker
             self._problem = None

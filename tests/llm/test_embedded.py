@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from service.llm.base import ChatMessage, Generation
@@ -42,6 +43,7 @@ def test_generate_stream_and_early_close(embedded_backend) -> None:
 
 
 def test_the_model_runs_in_its_own_process_with_repacked_weights_on_a_build_without_amx(embedded_backend) -> None:
+    """...and, by default, one copy of the weights (FOOTNOTE_LLM_PROMPT_READER=same)."""
     import os
 
     import llama_cpp
@@ -51,6 +53,7 @@ def test_the_model_runs_in_its_own_process_with_repacked_weights_on_a_build_with
     assert embedded_backend.pid not in (None, os.getpid())
     has_amx = build_has_amx(llama_cpp.llama_print_system_info().decode())
     assert embedded_backend.extra_buffers is (not has_amx)
+    assert embedded_backend.plain_reader is False
 
 
 def test_a_prompt_asked_again_after_another_gets_the_same_answer_from_its_saved_state(embedded_backend) -> None:
@@ -81,3 +84,38 @@ def test_the_answerable_probe_reads_the_prompt_and_the_answer_that_follows_is_un
     assert score is not None and 0.0 < score < 1.0
     assert embedded_backend.generate(answerable, max_tokens=24).text == plain
     assert embedded_backend.answerability(unanswerable) < score  # it reads the question, not just the context
+
+
+def test_the_plain_copy_reads_the_prompt_and_the_repacked_copy_answers_from_its_state() -> None:
+    """FOOTNOTE_LLM_PROMPT_READER=plain, in process: the fact is only in the prompt, so a right
+    answer means the writer decoded from the KV state the reader handed over."""
+    from service.llm.embedded import load_backend
+    from service.llm.model_files import ModelFileError, ensure_model
+    from service.settings import Settings
+
+    try:
+        path = ensure_model(Settings())
+    except ModelFileError as exc:
+        pytest.skip(f"embedded model not available: {exc}")
+    backend = load_backend(path, name=None, n_ctx=1024, threads=0, timeout_s=60, extra_buffers="on",
+                           prompt_reader="plain", use_probe=False, tap=True)
+    assert backend.plain_reader
+    reader, writer = backend._reader, backend._llm  # noqa: SLF001
+    facts = " ".join(f"Fact {i}: the code word of room {i} is {w}." for i, w in
+                     enumerate(["apple", "river", "stone", "cloud", "maple", "tiger", "ocean", "amber"], start=1))
+    messages: list[ChatMessage] = [{"role": "system", "content": f"Answer in one word. {facts}"},
+                                   {"role": "user", "content": "What is the code word of room 6?"}]
+    result = backend.generate(messages, max_tokens=8)
+    assert "tiger" in result.text.lower()
+    prompt = backend._prompt_tokens(messages)  # noqa: SLF001
+    assert reader.n_tokens == len(prompt)  # the plain copy read all of it...
+    assert writer.n_tokens > len(prompt) and list(writer.input_ids[: len(prompt)]) == prompt  # ...the other wrote on
+
+    # The tap sits in the reader's context: hidden states come from there, also after a reply.
+    at_prompt = backend.hidden_states(messages, [16])[16]
+    after_reply = backend.hidden_states(messages, [16], reply=result.text)[16]
+    assert at_prompt.shape == after_reply.shape == (writer.n_embd(),)
+    assert not np.allclose(at_prompt, after_reply)
+    assert reader.n_tokens > len(prompt)
+    writer.close()
+    reader.close()

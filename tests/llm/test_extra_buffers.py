@@ -1,5 +1,5 @@
 """The AMX guard: llama.cpp's extra buffer types are turned off where the build has AMX kernels
-(their tile instructions fault on some virtual machines that advertise AMX)."""
+(their tile instructions fault on some virtual machines that advertise AMX); the weight settings reach the worker."""
 
 from __future__ import annotations
 
@@ -32,3 +32,14 @@ def test_the_flag_reaches_the_params_llama_cpp_python_loads_with():
     with _model_params_with(False):
         assert capi.llama_model_default_params().use_extra_bufts is False
     assert capi.llama_model_default_params().use_extra_bufts is True  # restored
+
+
+def test_the_model_worker_is_started_with_the_weight_settings(tmp_path) -> None:
+    from service.llm.embedded import worker_command
+    from service.llm.model_worker import parse_args
+    from service.settings import Settings
+
+    settings = Settings(llm_extra_buffers="on", llm_prompt_reader="plain")
+    args = parse_args(worker_command(tmp_path / "m.gguf", "m", settings)[3:])  # after python -m module
+    assert (args.extra_buffers, args.prompt_reader) == ("on", "plain")
+    assert parse_args(["--model", "m.gguf"]).prompt_reader == "same"  # one copy unless asked
