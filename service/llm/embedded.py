@@ -5,8 +5,8 @@ worker (service/llm/model_worker.py), so native code that crashes takes only the
 It may hold the model twice (`FOOTNOTE_LLM_PROMPT_READER=plain`): llama.cpp's repacked weights
 write faster but read long prompts slower than plain ones (on 2 AVX-512 cores, 128 new tokens:
 747 vs 551 ms; one token: 30 vs 36 ms), so a second copy with plain weights reads the prompt
-and hands its KV state (~14 MB for a 500-token prompt, ~7 ms) to the repacked copy, which writes. The service talks to it through `WorkerBackend`, which `get_embedded_backend`
-returns. Reusing the same `Llama` object is what makes llama.cpp's prefix cache work: a prompt
+and hands its KV state (~14 MB for a 500-token prompt, ~7 ms) to the repacked copy, which
+writes. The service talks to it through `WorkerBackend`, which `get_embedded_backend` returns. Reusing the same `Llama` object is what makes llama.cpp's prefix cache work: a prompt
 that starts with the same tokens as the previous one (the shared system message) skips
 re-evaluating them.
 """
@@ -274,10 +274,9 @@ def load_backend(path: str | Path, *, name: str | None, n_ctx: int, threads: int
     layer_tap = LayerTap(0) if probe is not None or tap else None
     extra = use_extra_buffers(extra_buffers, _system_info())
     two = prompt_reader == "plain" and extra  # with plain weights already, one copy does both
-    llm, _ = _open_llama(path, n_ctx=n_ctx, threads=threads, extra_buffers="on" if extra else "off",
-                         tap=None if two else layer_tap)
+    llm = _open_llama(path, n_ctx=n_ctx, threads=threads, extra_buffers=extra, tap=None if two else layer_tap)
     # The plain copy's weights are mmapped from the same file (page cache, not a second load).
-    reader = _open_llama(path, n_ctx=n_ctx, threads=threads, extra_buffers="off", tap=layer_tap)[0] if two else None
+    reader = _open_llama(path, n_ctx=n_ctx, threads=threads, extra_buffers=False, tap=layer_tap) if two else None
     if layer_tap is not None:
         layer_tap.n_embd = llm.n_embd()
     backend = EmbeddedBackend(llm, model=name or path.stem, timeout_s=timeout_s,
@@ -339,16 +338,15 @@ def _system_info() -> str:
     return llama_cpp.llama_print_system_info().decode(errors="replace")
 
 
-def _open_llama(path: Path, *, n_ctx: int, threads: int, extra_buffers: str,
-                tap: LayerTap | None = None) -> tuple[Llama, bool]:
-    extra = use_extra_buffers(extra_buffers, _system_info())  # (raises when llama-cpp-python is missing)
-    from llama_cpp import Llama
+def _open_llama(path: Path, *, n_ctx: int, threads: int, extra_buffers: bool,
+                tap: LayerTap | None = None) -> Llama:
+    from llama_cpp import Llama  # (load_backend has checked that llama-cpp-python is installed)
 
     if not path.is_file():
         raise LLMError(f"The local model file {path} does not exist.")
     threads = threads or os.cpu_count() or 1
     try:
-        with _model_params_with(extra, tap):
+        with _model_params_with(extra_buffers, tap):
             llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
                         verbose=False)
     except Exception as exc:  # llama-cpp-python raises ValueError on a bad file
@@ -356,7 +354,7 @@ def _open_llama(path: Path, *, n_ctx: int, threads: int, extra_buffers: str,
     # Free the model before interpreter teardown; llama-cpp-python's own finaliser runs too
     # late and prints a TypeError traceback at exit.
     atexit.register(llm.close)
-    return llm, extra
+    return llm
 
 
 # ---- one model worker per process ----------------------------------------------------------

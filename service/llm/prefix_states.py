@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 MIN_GAIN_TOKENS = 16  # restoring costs a copy of the KV cells; not worth it for a few tokens
 
 
+class StateError(RuntimeError):
+    """A saved state did not load (the context is left empty)."""
+
+
 @dataclass
 class _State:
     tokens: np.ndarray  # the token ids the state holds, in order
@@ -69,7 +73,11 @@ class PrefixStates:
             return live
         state = self._states[best_key]
         self._states.move_to_end(best_key)
-        _load(llm, state)
+        try:
+            _load(llm, state)
+        except StateError:  # the context is empty now: the whole prompt is read again
+            del self._states[best_key]
+            return 0
         self.hits += 1
         return best_len
 
@@ -111,7 +119,9 @@ def _load(llm: Llama, state: _State) -> None:
     import llama_cpp
 
     buffer = (ctypes.c_uint8 * len(state.data)).from_buffer_copy(state.data)
-    llama_cpp.llama_state_set_data(llm.ctx, buffer, len(state.data))
+    if llama_cpp.llama_state_set_data(llm.ctx, buffer, len(state.data)) == 0:  # llama.cpp logged why
+        llm.n_tokens = 0
+        raise StateError("llama.cpp could not load a saved state")
     n = len(state.tokens)
     llm.input_ids[:n] = state.tokens
     llm.n_tokens = n

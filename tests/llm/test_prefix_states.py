@@ -52,6 +52,22 @@ def test_the_state_sharing_the_longest_prefix_is_restored():
     assert states.hits == 1
 
 
+def test_a_state_that_fails_to_load_is_dropped_and_the_prompt_read_from_scratch(monkeypatch):
+    llm, states = FakeLlama(), PrefixStates(10 * 2**20)
+    doc = list(range(100, 300))
+    llm.evaluate(doc + [1, 2])
+    states.save(llm)
+    llm.evaluate([5] * 50)
+
+    def failing_load(llm, state):  # noqa: ANN001 - what _load does when llama.cpp refuses the data
+        llm.n_tokens = 0
+        raise prefix_states.StateError("llama.cpp could not load a saved state")
+
+    monkeypatch.setattr(prefix_states, "_load", failing_load)
+    assert states.restore_best(llm, doc + [9]) == 0
+    assert llm.n_tokens == 0 and len(states) == 0 and states.hits == 0
+
+
 def test_nothing_is_restored_when_the_live_context_is_as_good():
     llm, states = FakeLlama(), PrefixStates(10 * 2**20)
     llm.evaluate(list(range(200)))
