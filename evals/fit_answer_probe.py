@@ -4,7 +4,7 @@
     #    (the service's own retrieval and prompt; ~0.5 s a question on 2 cores, ~25 min for all)
     .venv/bin/python evals/fit_answer_probe.py collect --out evals/out/probe-train
     #    (the shipped probe: --limit 1500; other sets: --dataset evals/seeds_gold.jsonl --docs seeds;
-    #    --after-answer: at the end of the model's own answer instead, articles held out AUC 0.73)
+    #    --after-answer: at the end of the model's own answer instead, articles held out AUC 0.72)
     # 2. pick the layers by leave-one-article-out AUC (each alone, then the best two together),
     #    fit a logistic regression, print the refusal curve, write service/llm/probes/<model>.npz
     .venv/bin/python evals/fit_answer_probe.py fit evals/out/probe-train [--write]
