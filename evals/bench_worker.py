@@ -47,10 +47,14 @@ def timed(backend, messages, max_tokens: int) -> tuple[float, Generation]:  # no
     return time.perf_counter() - t, generation
 
 
-def throughput(extra: str, messages) -> dict:  # noqa: ANN001
+def _in_process(extra: str):  # noqa: ANN202 - EmbeddedBackend
     settings = Settings()
-    backend = load_backend(ensure_model(settings), name=DEFAULT_MODEL_NAME, n_ctx=settings.llm_context_window,
-                           threads=settings.llm_threads, timeout_s=600, extra_buffers=extra)
+    return load_backend(ensure_model(settings), name=DEFAULT_MODEL_NAME, n_ctx=settings.llm_context_window,
+                        threads=settings.llm_threads, timeout_s=600, extra_buffers=extra)
+
+
+def throughput(extra: str, messages) -> dict:  # noqa: ANN001
+    backend = _in_process(extra)
     llm = backend._llm  # noqa: SLF001
     tokens = llm.tokenize(json.dumps(messages).encode())[:512]
     runs = []
@@ -72,9 +76,7 @@ def throughput(extra: str, messages) -> dict:  # noqa: ANN001
 def batch_costs(extra: str, messages, sizes: list[int], prefix: int = 300) -> dict:  # noqa: ANN001
     """Milliseconds to evaluate n new tokens after `prefix` evaluated ones (best of 3 each): what
     an answer's new prompt tokens (a batch) and each written token (n = 1) cost."""
-    settings = Settings()
-    backend = load_backend(ensure_model(settings), name=DEFAULT_MODEL_NAME, n_ctx=settings.llm_context_window,
-                           threads=settings.llm_threads, timeout_s=600, extra_buffers=extra)
+    backend = _in_process(extra)
     llm = backend._llm  # noqa: SLF001
     tokens = llm.tokenize(json.dumps(messages).encode())
     tokens = (tokens * (1 + (prefix + max(sizes)) // len(tokens)))[: prefix + max(sizes)]

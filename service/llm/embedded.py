@@ -6,8 +6,9 @@ It may hold the model twice (`FOOTNOTE_LLM_PROMPT_READER=plain`): llama.cpp's re
 write faster but read long prompts slower than plain ones (on 2 AVX-512 cores, 128 new tokens:
 747 vs 551 ms; one token: 30 vs 36 ms), so a second copy with plain weights reads the prompt
 and hands its KV state (~14 MB for a 500-token prompt, ~7 ms) to the repacked copy, which
-writes. The service talks to it through `WorkerBackend`, which `get_embedded_backend` returns. Reusing the same `Llama` object is what makes llama.cpp's prefix cache work: a prompt
-that starts with the same tokens as the previous one (the shared system message) skips
+writes. The service talks to it through `WorkerBackend`, which `get_embedded_backend` returns.
+Reusing the same `Llama` object is what makes llama.cpp's prefix cache work: a prompt that
+starts with the same tokens as the previous one (the shared system message) skips
 re-evaluating them.
 """
 
@@ -118,11 +119,9 @@ class EmbeddedBackend:
         reader, writer = self._reader, self._llm
         if common_prefix(writer.input_ids[: writer.n_tokens], tokens) >= len(tokens) - 1:
             return  # the writer has the prompt already (e.g. asked again)
+        if common_prefix(reader.input_ids[: reader.n_tokens], tokens) < len(tokens):
+            self._read_tokens(tokens)
         try:
-            if common_prefix(reader.input_ids[: reader.n_tokens], tokens) < len(tokens):
-                done = self.states.restore_best(reader, tokens)
-                reader.n_tokens = done  # eval() drops the KV cells past this point
-                reader.eval(tokens[done:])
             copy_state(reader, writer)
         except Exception as exc:
             raise LLMError(f"The local model failed while reading the prompt: {exc}") from exc
@@ -183,13 +182,18 @@ class EmbeddedBackend:
 
     def _read_prompt(self, messages: list[ChatMessage], layers: Sequence[int] = (),
                      reply: str = "") -> dict[int, np.ndarray]:
-        """Evaluate the prompt, resuming from the best saved state and decoding at least its
-        last token again so its logits are live; with `layers` (and a tap), their outputs there."""
+        """Read the prompt (followed by `reply`, if any) with the reading copy; see `_read_tokens`."""
         tokens = self._prompt_tokens(messages)
-        llm = self._reader
         if reply:
-            tokens += llm.tokenize(reply.encode("utf-8"), add_bos=False, special=False)
+            tokens += self._reader.tokenize(reply.encode("utf-8"), add_bos=False, special=False)
         self._check_fits(len(tokens))
+        return self._read_tokens(tokens, layers)
+
+    def _read_tokens(self, tokens: list[int], layers: Sequence[int] = ()) -> dict[int, np.ndarray]:
+        """Evaluate the tokens with the reading copy, resuming from the best saved state and
+        decoding at least the last token again so its logits are live; with `layers` (and a
+        tap), their outputs there."""
+        llm = self._reader
         done = min(self.states.restore_best(llm, tokens), len(tokens) - 1)
         try:
             llm.n_tokens = done  # eval() drops the KV cells past this point
