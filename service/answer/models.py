@@ -35,6 +35,7 @@ class VerificationStats(BaseModel):
     removed: int = 0  # claims no retrieved sentence supports
     reattributed: int = 0  # claims whose citations were replaced by supporting sentences
     repaired: int = 0  # claims kept after removing a year no cited sentence mentions
+    quoted: int = 0  # claims replaced by the sentences they cite: a bare "[2]", or a restated question
     invalid_ids: int = 0  # citation ids the model made up (not in the context)
 
 

@@ -135,3 +135,26 @@ def found_in(words: list[str], sources: list[str]) -> int:
     vocab, _ = _source_vocab(sources)
     stems = {_stem(w) for w in vocab}
     return sum(1 for w in words if _stem(w) in stems or any(_fuzzy_equal(w, s) for s in vocab))
+
+
+# A yes/no question is answered by restating it ("Did the council approve it?" -> "The council
+# approved it."), and a choice question by repeating one of its options.
+_YES_NO = re.compile(r"^\s*(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would|should|may|might|must)\b",
+                     re.IGNORECASE)
+_CHOICE = re.compile(r"\bor\b", re.IGNORECASE)
+
+
+def restates_question(claim: str, question: str) -> bool:
+    """True when the claim only says back what the question asked ("When did the producers lift
+    the embargo?" -> "The producers lifted the embargo."): every content word and number of it
+    comes from the question. Such a claim answers nothing, though its citation may."""
+    if not question or _YES_NO.match(question) or _CHOICE.search(question):
+        return False
+    words = content_words(claim)
+    if not words or re.match(r"\s*(?:yes|no)\b", claim, re.IGNORECASE):
+        return False
+    asked = facts(question).numbers | {_norm(t) for t in WORD.findall(question) if t[0].isdigit()}
+    if any(n not in asked for n in facts(claim).numbers):
+        return False
+    stems = {_stem(w) for w in content_words(question)}  # exact stems: "Rhin" is not "Rhine"
+    return all(_stem(w) in stems for w in words)

@@ -57,6 +57,12 @@ class Verifier:
         score = self.similarity(claim, texts)
         return score >= MIN_SIMILARITY, result.overlap
 
+    def _points_without_saying(self, claim: str, cited: list[Sentence]) -> bool:
+        """The claim restates the question, and the sentences it cites say so in their own
+        words (the question's words do not count): they are where its answer is."""
+        return (support.restates_question(claim, self.question)
+                and support.check(claim, [s.text for s in cited]).supported)
+
     def _attribute(self, claim: str) -> list[Sentence] | None:
         """The context sentence, or failing that pair, that best supports the claim."""
         scored = []
@@ -88,11 +94,14 @@ class Verifier:
                 self.stats.invalid_ids += 1
             elif sentence not in valid:
                 valid.append(sentence)
-        if not claim.text:
-            if not valid:
-                return None
-            # A bare "[2]": the model pointed at its answer; quote the sentence itself.
+        if not claim.text and not valid:
+            return None
+        if valid and (not claim.text or self._points_without_saying(claim.text, valid)):
+            # A bare "[2]", or the question said back ("The producers lifted the embargo [2]."
+            # for "When did ...?"): the model pointed at its answer without saying it. Quote the
+            # sentence itself, which the checks below then verify like any claim.
             claim = Claim(" ".join(s.text for s in valid), claim.cited)
+            self.stats.quoted += 1
         self.stats.claims += 1
         ok = bool(valid) and self._supports(claim.text, valid)[0]
         if not ok and valid:

@@ -1,6 +1,6 @@
 import pytest
 
-from service.answer.support import check, facts
+from service.answer.support import check, facts, restates_question
 
 MELONI = ("Italian Prime Minister Giorgia Meloni affirmed that he will not send troops to Ukraine, but is "
           "ready to participate in supervising the ceasefire and training Ukrainian troops outside the territory.")
@@ -48,3 +48,26 @@ def test_words_that_only_echo_the_question_do_not_count_as_evidence():
     # Every content word comes from the question; nothing ties it to the source.
     result = check("Guarantees were discussed.", [BULGARIA], "Were guarantees discussed?")
     assert not result.supported
+
+
+@pytest.mark.parametrize("claim, question", [
+    ("The Arab oil producers lifted the embargo.", "When did the Arab oil producers lift the embargo?"),
+    ("26 countries pledged to ensure Ukraine's security.", "Which 26 countries pledged to ensure Ukraine's security?"),
+    ("High fevers.", "How high of a fever does someone suffering from septicemic plague have?"),
+])
+def test_a_claim_that_says_the_question_back_restates_it(claim, question):
+    assert restates_question(claim, question)
+
+
+@pytest.mark.parametrize("claim, question", [
+    ("The embargo was lifted in March 1974.", "When did the Arab oil producers lift the embargo?"),
+    ("27 countries pledged.", "How many countries pledged?"),  # a number the question lacks
+    ("Amazoneregenwoud.", "What is the Dutch word for the Amazon rainforest?"),  # not a mere prefix
+    ("French calls the Rhine Rhin.", "What is the Rhine called in French?"),  # "Rhin" is not "Rhine"
+    ("Macron announced the deployment.", "Did Macron announce the deployment?"),  # yes/no: restating is "yes"
+    ("Duran Duran formed first.", "Which band formed first, Duran Duran or The Fratellis?"),  # a choice
+    ("No, the mayor opened it.", "Who opened it?"),
+    ("", "Who opened it?"),
+])
+def test_a_claim_that_adds_an_answer_does_not_restate_the_question(claim, question):
+    assert not restates_question(claim, question)

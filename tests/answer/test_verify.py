@@ -64,6 +64,25 @@ def test_a_bare_marker_quotes_the_sentence_it_points_at():
     v = verify("[2]")
     assert v.answer_text == "It cost 3 million kronor [1]."
     assert [c.sentence for c in v.citations] == [2]
+    assert v.stats.quoted == 1
+
+
+def test_a_claim_that_restates_the_question_quotes_the_sentence_it_cites():
+    v = verify("The bridge opened [1].", question="When did the bridge open?")
+    assert v.answer_text == "The bridge opened in May 1932 in Malmo [1]."
+    assert v.stats.quoted == 1 and v.stats.kept == 1
+
+
+def test_a_restated_question_its_citation_does_not_say_is_not_quoted():
+    v = verify("The council voted [2].", question="When did the council vote?")
+    assert v.stats.quoted == 0
+    assert "3 million" not in v.answer_text
+
+
+def test_a_claim_that_answers_is_kept_in_its_own_words():
+    v = verify("The bridge opened in May 1932 [1].", question="When did the bridge open?")
+    assert v.answer_text == "The bridge opened in May 1932 [1]."
+    assert v.stats.quoted == 0
 
 
 def test_a_bare_marker_outside_the_context_is_nothing():
