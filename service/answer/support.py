@@ -65,8 +65,10 @@ class Facts:
     names: frozenset[str]
 
 
-def facts(claim: str) -> Facts:
-    """Numbers and capitalised words (not the first word, not stop words) of a claim."""
+def facts(claim: str, common: frozenset[str] | set[str] = frozenset()) -> Facts:
+    """Numbers and capitalised words (not stop words) of a claim. The first word is usually
+    capitalised for grammar alone, but a name there is still a name, unless it is one of
+    `common`: words seen written in lower case ("Many pharmacists ..." for "many pharmacists")."""
     numbers, names = set(), set()
     tokens = WORD.findall(claim)
     for i, tok in enumerate(tokens):
@@ -75,11 +77,13 @@ def facts(claim: str) -> Facts:
             numbers.add(tok.replace(",", ""))
         elif low in NUMBER_WORDS:
             numbers.add(NUMBER_WORDS[low])
-        elif tok[0].isupper() and low not in STOPWORDS and (i > 0 or len(tok) > 1):
-            # The first word is usually capitalised for grammar alone, but a name there is
-            # still a name; common words in first position are rarely missing from sources.
+        elif tok[0].isupper() and low not in STOPWORDS and (i > 0 or (len(tok) > 1 and low not in common)):
             names.add(low)
     return Facts(frozenset(numbers), frozenset(names))
+
+
+def _lower_case_words(texts: list[str]) -> set[str]:
+    return {_norm(t) for text in texts for t in WORD.findall(text) if t[0].islower()}
 
 
 def _source_vocab(texts: list[str]) -> tuple[set[str], set[str]]:
@@ -111,7 +115,7 @@ def check(claim: str, sources: list[str], question: str = "") -> Support:
     if not sources:
         return Support(False, (), 0.0, 0)
     words, numbers = _source_vocab(sources)
-    f = facts(claim)
+    f = facts(claim, _lower_case_words([*sources, question]))
     missing = [n for n in f.numbers if n not in numbers]
     missing += [n for n in f.names if not any(_fuzzy_equal(n, w) for w in words)]
 
