@@ -11,6 +11,7 @@ This is what catches "Sofia" for the capital of Bulgaria, "Joe Biden", or an inv
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -65,7 +66,7 @@ class Facts:
     names: frozenset[str]
 
 
-def facts(claim: str, common: frozenset[str] | set[str] = frozenset()) -> Facts:
+def facts(claim: str, common: AbstractSet[str] = frozenset()) -> Facts:
     """Numbers and capitalised words (not stop words) of a claim. The first word is usually
     capitalised for grammar alone, but a name there is still a name, unless it is one of
     `common`: words seen written in lower case ("Many pharmacists ..." for "many pharmacists")."""
@@ -157,8 +158,7 @@ def restates_question(claim: str, question: str) -> bool:
     words = content_words(claim)
     if not words or re.match(r"\s*(?:yes|no)\b", claim, re.IGNORECASE):
         return False
-    asked = facts(question).numbers | {_norm(t) for t in WORD.findall(question) if t[0].isdigit()}
-    if any(n not in asked for n in facts(claim).numbers):
+    if not facts(claim).numbers <= facts(question).numbers:
         return False
     stems = {_stem(w) for w in content_words(question)}  # exact stems: "Rhin" is not "Rhine"
     return all(_stem(w) in stems for w in words)
