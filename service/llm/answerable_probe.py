@@ -35,6 +35,7 @@ class Probe:
     bias: float
     l2: float = 0.0  # the regularisation it was fitted with (refits reuse it)
     note: str = ""
+    rows: int = 1  # the layers' outputs averaged over the prompt's last `rows` tokens (1: the last)
 
     def score(self, hidden: np.ndarray) -> float:
         """P(answerable) for one hidden-state vector (the layers' outputs, concatenated in order)."""
@@ -44,7 +45,7 @@ class Probe:
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = json.dumps({"model": self.model, "layers": list(self.layers), "bias": self.bias, "l2": self.l2,
-                           "note": self.note})
+                           "note": self.note, "rows": self.rows})
         with open(path, "wb") as f:  # np.savez appends ".npz" to a str path; a file object keeps the name
             np.savez_compressed(f, mean=self.mean.astype(np.float32), scale=self.scale.astype(np.float32),
                                 weights=self.weights.astype(np.float32), meta=np.array(meta))
@@ -65,4 +66,5 @@ def load_probe(model: str, path: Path | None = None) -> Probe | None:
             return None
         return Probe(model=meta["model"], layers=tuple(int(x) for x in meta["layers"]), mean=data["mean"].astype(np.float64),
                      scale=data["scale"].astype(np.float64), weights=data["weights"].astype(np.float64),
-                     bias=float(meta["bias"]), l2=float(meta.get("l2", 0.0)), note=str(meta.get("note", "")))
+                     bias=float(meta["bias"]), l2=float(meta.get("l2", 0.0)), note=str(meta.get("note", "")),
+                     rows=int(meta.get("rows", 1)))

@@ -167,42 +167,45 @@ class EmbeddedBackend:
         the whole prompt evaluated, so the answer that follows starts generating at once."""
         if self._probe is None:
             return None
-        states = self.hidden_states(messages, self._probe.layers)
+        states = self.hidden_states(messages, self._probe.layers, rows=self._probe.rows)
         if any(layer not in states for layer in self._probe.layers):
             return None
         return self._probe.score(np.concatenate([states[layer] for layer in self._probe.layers]))
 
     def hidden_states(self, messages: list[ChatMessage], layers: Sequence[int],
-                      reply: str = "") -> dict[int, np.ndarray]:
-        """Each layer's output at the prompt's last token, or with `reply` at the last token of
-        the prompt followed by that reply (for fitting; {} when no tap is installed)."""
+                      reply: str = "", rows: int = 1) -> dict[int, np.ndarray]:
+        """Each layer's output averaged over the prompt's last `rows` tokens, or with `reply`
+        over the last tokens of the prompt followed by that reply (for fitting; {} when no tap
+        is installed)."""
         if self._tap is None:
             return {}
-        return self._read_prompt(messages, layers, reply)
+        return self._read_prompt(messages, layers, reply, rows)
 
     def _read_prompt(self, messages: list[ChatMessage], layers: Sequence[int] = (),
-                     reply: str = "") -> dict[int, np.ndarray]:
+                     reply: str = "", rows: int = 1) -> dict[int, np.ndarray]:
         """Read the prompt (followed by `reply`, if any) with the reading copy; see `_read_tokens`."""
         tokens = self._prompt_tokens(messages)
         if reply:
             tokens += self._reader.tokenize(reply.encode("utf-8"), add_bos=False, special=False)
         self._check_fits(len(tokens))
-        return self._read_tokens(tokens, layers)
+        return self._read_tokens(tokens, layers, rows)
 
-    def _read_tokens(self, tokens: list[int], layers: Sequence[int] = ()) -> dict[int, np.ndarray]:
+    def _read_tokens(self, tokens: list[int], layers: Sequence[int] = (), rows: int = 1) -> dict[int, np.ndarray]:
         """Evaluate the tokens with the reading copy, resuming from the best saved state and
         decoding at least the last token again so its logits are live; with `layers` (and a
-        tap), their outputs there."""
+        tap), their outputs averaged over the last `rows` tokens, which are decoded again too
+        when a saved state holds them (the same prompt asked again)."""
         llm = self._reader
-        done = min(self.states.restore_best(llm, tokens), len(tokens) - 1)
+        done = min(self.states.restore_best(llm, tokens), len(tokens) - (rows if layers else 1))
+        done = max(done, 0)
         try:
             llm.n_tokens = done  # eval() drops the KV cells past this point
             if not layers or self._tap is None:
                 llm.eval(tokens[done:])
                 return {}
             # A block's output holds a row per token of the batch (only the last block keeps
-            # just the rows with logits); the tap keeps the last row of the last batch.
-            with self._tap.reading(layers) as tap:
+            # just the rows with logits); the tap keeps the last `rows` rows read.
+            with self._tap.reading(layers, rows) as tap:
                 llm.eval(tokens[done:])
             return tap.vectors
         except Exception as exc:

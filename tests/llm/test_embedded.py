@@ -86,6 +86,47 @@ def test_the_answerable_probe_reads_the_prompt_and_the_answer_that_follows_is_un
     assert embedded_backend.answerability(unanswerable) < score  # it reads the question, not just the context
 
 
+def test_the_probe_scores_a_prompt_asked_again_as_before(embedded_backend) -> None:
+    """A saved state holding the whole prompt must not leave the probe fewer tokens to read
+    (a probe may average its layers over the prompt's last few, `Probe.rows`)."""
+    messages: list[ChatMessage] = [{"role": "user", "content": "Sentences:\n[1] The ferry stopped in 1932.\n\n"
+                                                               "Question: When did the ferry stop?"}]
+    first = embedded_backend.answerability(messages)
+    embedded_backend.generate(messages, max_tokens=8)  # saves a state holding the whole prompt
+    assert embedded_backend.answerability(messages) == pytest.approx(first, abs=0.02)
+
+
+def test_the_tap_averages_the_last_rows_across_batches() -> None:
+    """A long prompt is decoded in several batches; the rows the tap averages may span two."""
+    from service.llm.embedded import load_backend
+    from service.llm.model_files import ModelFileError, ensure_model
+    from service.settings import Settings
+
+    try:
+        path = ensure_model(Settings())
+    except ModelFileError as exc:
+        pytest.skip(f"embedded model not available: {exc}")
+    backend = load_backend(path, name=None, n_ctx=512, threads=0, timeout_s=60, use_probe=False, tap=True)
+    llm, tap = backend._reader, backend._tap  # noqa: SLF001
+    tokens = llm.tokenize(b"The new bridge was opened by the mayor after a vote of the council.", add_bos=True)
+
+    def read(*parts: list[int], rows: int) -> np.ndarray:
+        llm.n_tokens = 0
+        with tap.reading([16], rows):
+            for part in parts:
+                llm.eval(part)
+        assert tap.rows_read(16) == rows
+        return tap.vectors[16]
+
+    whole = read(tokens, rows=5)
+    split = read(tokens[:-2], tokens[-2:], rows=5)  # three rows from the first batch, two from the second
+    singles = [read(tokens[: len(tokens) - k], rows=1) for k in range(5)]
+    cosine = float(whole @ split / np.linalg.norm(whole) / np.linalg.norm(split))
+    assert cosine > 0.999
+    assert np.allclose(whole, np.mean(singles, axis=0), rtol=0.05, atol=0.05 * np.abs(whole).mean())
+    llm.close()
+
+
 def test_the_plain_copy_reads_the_prompt_and_the_repacked_copy_answers_from_its_state() -> None:
     """FOOTNOTE_LLM_PROMPT_READER=plain, in process: the fact is only in the prompt, so a right
     answer means the writer decoded from the KV state the reader handed over."""
