@@ -3,8 +3,8 @@
 llama.cpp calls a context's eval callback for every node of the compute graph: first asking
 whether we want that tensor's data, then, for the nodes we said yes to, once it is computed.
 `LayerTap` says yes only while `reading()` is active and only for the layers it was asked for
-("l_out-N", block N's output), and keeps the last tokens' rows (one by default; the probe
-averages the prompt's last few). Outside `reading()` it declines every node, so normal decoding
+("l_out-N", block N's output), and keeps the last tokens' rows (the last one by default; a
+probe may average over the prompt's last few). Outside `reading()` it declines every node, so normal decoding
 computes the graph in one piece as before.
 """
 
