@@ -83,16 +83,22 @@ def parse_answer(text: str) -> list[Claim]:
 
 
 TERMINAL = re.compile(r"[.!?…][\"'”’)\]]*$")
+# "… [2]." : a claim closed the way the prompt asks, its marker and then its full stop.
+CLOSED = re.compile(MARKER.pattern + r"\s*[.!?…][\"'”’)]*\s*$")
 
 
 def complete_prefix(text: str) -> tuple[list[str], str]:
     """For streaming: (finished sentences, the unfinished rest) of a growing answer.
 
-    The last sentence is never final while text may still arrive: more words or a trailing
-    marker may follow it. A sentence counts as finished only when it ends with final
-    punctuation and real words of the next one have started.
+    A sentence that closes with its marker and then its full stop ("… [2].") is final at once:
+    the model's next token is the end of the answer or the next sentence, and waiting for it
+    would hold the answer back by one decoding step. Any other last sentence may still grow
+    (more words, or a marker after its full stop), so it counts as finished only when real
+    words of the next one have started.
     """
     sentences = split_sentences(text)
+    if sentences and CLOSED.search(text):
+        return sentences, ""
     if len(sentences) < 2:
         return [], text
     last = sentences[-1]

@@ -34,7 +34,15 @@ def test_complete_prefix_holds_back_the_sentence_still_being_written():
     done, rest = complete_prefix("26 countries pledged [1]. Mr. Macron did")
     assert done == ["26 countries pledged [1]."]
     assert rest == "Mr. Macron did"
-    assert complete_prefix("Only one sentence so far [1].") == ([], "Only one sentence so far [1].")
+    assert complete_prefix("Only one sentence so far.") == ([], "Only one sentence so far.")
+    assert complete_prefix("Macron spoke in Paris. [2]") == ([], "Macron spoke in Paris. [2]")
+
+
+def test_a_sentence_closed_by_its_marker_and_full_stop_is_final_at_once():
+    assert complete_prefix("26 countries pledged [1].") == (["26 countries pledged [1]."], "")
+    assert complete_prefix("26 countries pledged [1]. Mr. Macron said so [2, 3].") == (
+        ["26 countries pledged [1].", "Mr. Macron said so [2, 3]."], "")
+    assert complete_prefix("He quoted it [citation needed].")[0] == []  # not one of our markers
 
 
 def test_a_negative_answer_is_not_a_refusal():

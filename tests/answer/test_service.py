@@ -100,6 +100,21 @@ def test_stream_sends_each_citation_once_before_its_marker_and_done_matches(make
     assert done.model_dump(exclude={"timings_ms"}) == service.ask(Q).model_dump(exclude={"timings_ms"})
 
 
+def test_a_closed_sentence_is_shown_before_the_model_has_finished(make_service, scripted, context_id):
+    class Watched(scripted):
+        finished = False
+
+        def stream(self, messages, *, max_tokens, stop=None):  # noqa: ANN001, ANN202
+            for item in super().stream(messages, max_tokens=max_tokens, stop=stop):
+                self.finished = not isinstance(item, str)  # the end of the answer comes next
+                yield item
+
+    model = Watched(lambda m: f"26 countries pledged to ensure Ukraine's security [{context_id(m, '26 countries had pledged')}].",
+                    chunk=4)
+    shown = [(event.text, model.finished) for event in make_service(model).ask_stream(Q) if isinstance(event, Delta)]
+    assert shown == [("26 countries pledged to ensure Ukraine's security [1].", False)]
+
+
 def test_closing_the_stream_early_closes_the_model_stream(make_service, scripted):
     model = scripted("26 countries had pledged to ensure Ukraine's security [1]. " * 5, chunk=3)
     stream = make_service(model).ask_stream(Q)
