@@ -92,9 +92,10 @@ def complete_prefix(text: str) -> tuple[list[str], str]:
 
     A sentence that closes with its marker and then its full stop ("… [2].") is final at once:
     the model's next token is the end of the answer or the next sentence, and waiting for it
-    would hold the answer back by one decoding step. Any other last sentence may still grow
-    (more words, or a marker after its full stop), so it counts as finished only when real
-    words of the next one have started.
+    would hold the answer back by one decoding step. (A marker the model might add after that
+    full stop would then be read as a claim of its own; no recorded reply has one.) Any other
+    last sentence may still grow (more words, or a marker after its full stop), so it counts as
+    finished only when real words of the next one have started.
     """
     sentences = split_sentences(text)
     if sentences and CLOSED.search(text):

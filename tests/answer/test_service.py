@@ -106,7 +106,7 @@ def test_a_closed_sentence_is_shown_before_the_model_has_finished(make_service, 
 
         def stream(self, messages, *, max_tokens, stop=None):  # noqa: ANN001, ANN202
             for item in super().stream(messages, max_tokens=max_tokens, stop=stop):
-                self.finished = not isinstance(item, str)  # the end of the answer comes next
+                self.finished = not isinstance(item, str)  # its Generation: the model is done
                 yield item
 
     model = Watched(lambda m: f"26 countries pledged to ensure Ukraine's security [{context_id(m, '26 countries had pledged')}].",
