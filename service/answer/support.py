@@ -27,7 +27,7 @@ STOPWORDS = frozenset(
     has have had do does did will would shall should can could may might must not no nor also
     he she they them his her their we you i me my our your who whom whose which what when where
     why how all any both each few more most other some only own same very just said says say
-    according while meanwhile however mr mrs ms dr""".split()
+    according while meanwhile however mr mrs ms dr yes""".split()
 )
 MIN_OVERLAP = 0.6  # share of the claim's content words found in the sources or question
 

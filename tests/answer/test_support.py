@@ -27,6 +27,14 @@ def test_a_name_opening_the_claim_is_still_a_name():
     assert not check("Sofia is the capital.", ["The capital of Bulgaria was chosen in 1879."], "Which city is the capital?").supported
 
 
+def test_a_yes_or_no_answer_is_checked_by_what_follows_it():
+    question = "Did Meloni say Italy would send troops to Ukraine?"
+    assert check("No, Meloni said Italy will not send troops to Ukraine.", [MELONI], question).supported
+    question = "Is Meloni ready to help train Ukrainian troops?"
+    assert check("Yes, Meloni is ready to train Ukrainian troops.", [MELONI], question).supported
+    assert not check("Yes, Meloni will train troops in Poland.", [MELONI], question).supported  # Poland: not said
+
+
 @pytest.mark.parametrize(
     "claim, question",
     [
