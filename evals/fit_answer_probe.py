@@ -5,7 +5,8 @@
     #    (the service's own retrieval and prompt; ~0.5 s a question on 2 cores, ~25 min for all)
     .venv/bin/python evals/fit_answer_probe.py collect --out evals/out/probe-train
     #    (the shipped probe: --limit 1500; other sets: --dataset evals/seeds_gold.jsonl --docs seeds;
-    #    --after-answer: at the end of the model's own answer instead, articles held out AUC 0.72)
+    #    --after-answer: at the end of the model's own answer instead, articles held out AUC 0.72;
+    #    --ask "<a yes/no question about answerability>": after the user's turn, 0.839 against 0.871)
     # 2. pick the layers by leave-one-article-out AUC (each alone, then the best two together),
     #    fit a logistic regression, print the refusal curve, write service/llm/probes/<model>.npz
     .venv/bin/python evals/fit_answer_probe.py fit evals/out/probe-train [--write]
@@ -26,6 +27,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,23 +45,37 @@ ROWS = 1
 L2 = (100.0, 1000.0, 3000.0)
 
 
-def collect(args: argparse.Namespace) -> int:
+def chosen_questions(dataset: Path, docs: Path | None, seed: int, limit: int | None) -> tuple[Any, list[tuple[dict, list[str] | None]]]:
+    """The extractive answer service over the set's documents, and the questions to read: a
+    paragraph's questions one after another (their prompt prefix is reused), paragraphs shuffled
+    by `seed`, the first `limit`; each with the documents it is asked of."""
     from service.evals.dataset import load_dataset
     from service.evals.runner import build_service
+    from service.settings import Settings
+
+    items = load_dataset(dataset)
+    by_doc: dict[str, list[dict]] = {}
+    for item in items:
+        by_doc.setdefault((item.get("doc_ids") or [""])[0], []).append(item)
+    order = sorted(by_doc)
+    random.Random(seed).shuffle(order)
+    chosen = [item for doc in order for item in by_doc[doc]][:limit]
+    service = build_service(Settings(), docs or dataset.parent / "docs", backend="extractive")
+    known = set(service.index.manifest)
+
+    def documents(ids: list[str]) -> list[str] | None:  # the seed set's items may have none: the whole corpus
+        return [next((c for c in (d, f"{d}.txt", f"{d}.md") if c in known), d) for d in ids] or None
+
+    return service, [(item, documents(item.get("doc_ids") or [])) for item in chosen]
+
+
+def collect(args: argparse.Namespace) -> int:
     from service.llm.embedded import DEFAULT_MODEL_NAME, load_backend
     from service.llm.model_files import ensure_model
     from service.settings import Settings
 
     settings = Settings()
-    items = load_dataset(args.dataset)
-    by_doc: dict[str, list[dict]] = {}
-    for item in items:  # a paragraph's questions one after another: its prompt prefix is reused
-        by_doc.setdefault((item.get("doc_ids") or [""])[0], []).append(item)
-    docs = sorted(by_doc)
-    random.Random(args.seed).shuffle(docs)
-    chosen = [item for doc in docs for item in by_doc[doc]][: args.limit]
-    service = build_service(settings, args.docs or args.dataset.parent / "docs", backend="extractive")
-    known = set(service.index.manifest)
+    service, chosen = chosen_questions(args.dataset, args.docs, args.seed, args.limit)
     model_path = ensure_model(settings)
     backend = load_backend(model_path, name=DEFAULT_MODEL_NAME, n_ctx=settings.llm_context_window,
                            threads=settings.llm_threads, timeout_s=300, use_probe=False, tap=True)
@@ -67,18 +83,20 @@ def collect(args: argparse.Namespace) -> int:
     vectors: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
     meta = []
     t0 = time.perf_counter()
-    for n, item in enumerate(chosen, start=1):
-        ids = item.get("doc_ids") or []  # the seed set's items may have none: the whole corpus
-        docs_ = [next((c for c in (d, f"{d}.txt", f"{d}.md") if c in known), d) for d in ids] or None
-        prepared = service.prepare(item["question"], documents=docs_)
+    for n, (item, documents) in enumerate(chosen, start=1):
+        prepared = service.prepare(item["question"], documents=documents)
+        messages = prepared.messages()
         reply = ""
         if args.after_answer:  # the state after the model's own answer instead (measured: weaker)
-            reply = backend.generate(prepared.messages(), max_tokens=settings.llm_max_tokens).text
-        states = backend.hidden_states(prepared.messages(), layers, reply=reply, rows=args.rows)
+            reply = backend.generate(messages, max_tokens=settings.llm_max_tokens).text
+        if args.ask:  # a question about answerability after the user's (measured: weaker)
+            messages[-1] = {"role": "user", "content": messages[-1]["content"] + "\n\n" + args.ask}
+        states = backend.hidden_states(messages, layers, reply=reply, rows=args.rows)
         for layer in layers:
             vectors[layer].append(states[layer])
-        meta.append({"id": item["id"], "answerable": bool(item.get("answerable", True)), "doc": (ids or [""])[0],
-                     "relevant": prepared.relevant, "rows": args.rows, **({"reply": reply} if args.after_answer else {})})
+        meta.append({"id": item["id"], "answerable": bool(item.get("answerable", True)),
+                     "doc": (item.get("doc_ids") or [""])[0], "relevant": prepared.relevant, "rows": args.rows,
+                     **({"reply": reply} if args.after_answer else {}), **({"ask": args.ask} if args.ask else {})})
         if n % 100 == 0:
             print(f"[{n}/{len(chosen)}] {time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +166,8 @@ def fit(args: argparse.Namespace) -> int:
     mean, scale, weights, bias = _fit(x, y, l2)
     model = args.model
     rows = {int(m.get("rows", 1)) for m in meta}
+    if any(m.get("ask") for m in meta) and args.write:
+        raise SystemExit(f"{args.data} was read with --ask, which the service's prompt does not have")
     if len(rows) != 1:
         raise SystemExit(f"{args.data} mixes readings over different numbers of tokens: {sorted(rows)}")
     probe = Probe(model=model, layers=layers, mean=mean, scale=scale, weights=weights, bias=bias, l2=l2,
@@ -199,6 +219,9 @@ def main() -> int:
     c.add_argument("--out", type=Path, default=ROOT / "evals" / "out" / "probe-train")
     c.add_argument("--after-answer", action="store_true",
                    help="read the state at the end of the model's own answer, not of the prompt")
+    c.add_argument("--ask", default="",
+                   help="append this question about answerability to the user's turn and read the state there "
+                        "(measured, not shipped; a probe fitted on it cannot be written)")
     c.add_argument("--rows", type=int, default=ROWS,
                    help="average the layers' outputs over the prompt's last N tokens (1: the last token only)")
     for name in ("fit", "crossfit"):
