@@ -6,7 +6,7 @@
     .venv/bin/python evals/fit_answer_probe.py collect --out evals/out/probe-train
     #    (the shipped probe: --limit 1500; other sets: --dataset evals/seeds_gold.jsonl --docs seeds;
     #    --after-answer: at the end of the model's own answer instead, articles held out AUC 0.72;
-    #    --ask "<a yes/no question about answerability>": after the user's turn, 0.839 against 0.871)
+    #    --ask "<a yes/no question about answerability>": after the user's turn, 0.753 against 0.814)
     # 2. pick the layers by leave-one-article-out AUC (each alone, then the best two together),
     #    fit a logistic regression, print the refusal curve, write service/llm/probes/<model>.npz
     .venv/bin/python evals/fit_answer_probe.py fit evals/out/probe-train [--write]
@@ -67,6 +67,15 @@ def chosen_questions(dataset: Path, docs: Path | None, seed: int, limit: int | N
         return [next((c for c in (d, f"{d}.txt", f"{d}.md") if c in known), d) for d in ids] or None
 
     return service, [(item, documents(item.get("doc_ids") or [])) for item in chosen]
+
+
+def add_question_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The arguments `chosen_questions` takes (the probe's 1,500: the defaults and --limit 1500)."""
+    parser.add_argument("--dataset", type=Path, default=TRAIN / "qa.jsonl")
+    parser.add_argument("--docs", type=Path, default=None, help="its documents (default: docs/ beside it)")
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=5)
+    return parser
 
 
 def collect(args: argparse.Namespace) -> int:
@@ -135,6 +144,8 @@ def _stack(vectors: dict[int, np.ndarray], layers: tuple[int, ...]) -> np.ndarra
 
 def fit(args: argparse.Namespace) -> int:
     vectors, meta = _load(args.data)
+    if args.write and any(m.get("ask") for m in meta):
+        raise SystemExit(f"{args.data} was read with --ask, which the service's prompt does not have")
     y = np.array([1.0 if m["answerable"] else 0.0 for m in meta])
     articles = np.array([m["doc"].rsplit("-p", 1)[0] for m in meta])
     print(f"{len(y)} questions ({int(y.sum())} answerable) from {len(set(articles))} articles")
@@ -166,8 +177,6 @@ def fit(args: argparse.Namespace) -> int:
     mean, scale, weights, bias = _fit(x, y, l2)
     model = args.model
     rows = {int(m.get("rows", 1)) for m in meta}
-    if any(m.get("ask") for m in meta) and args.write:
-        raise SystemExit(f"{args.data} was read with --ask, which the service's prompt does not have")
     if len(rows) != 1:
         raise SystemExit(f"{args.data} mixes readings over different numbers of tokens: {sorted(rows)}")
     probe = Probe(model=model, layers=layers, mean=mean, scale=scale, weights=weights, bias=bias, l2=l2,
@@ -210,18 +219,15 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("collect")
-    c.add_argument("--dataset", type=Path, default=TRAIN / "qa.jsonl")
-    c.add_argument("--docs", type=Path, default=None, help="its documents (default: docs/ beside it)")
-    c.add_argument("--limit", type=int, default=None)
-    c.add_argument("--seed", type=int, default=5)
+    c = add_question_arguments(sub.add_parser("collect"))
     c.add_argument("--layers", default=",".join(map(str, LAYERS)))
     c.add_argument("--out", type=Path, default=ROOT / "evals" / "out" / "probe-train")
-    c.add_argument("--after-answer", action="store_true",
-                   help="read the state at the end of the model's own answer, not of the prompt")
-    c.add_argument("--ask", default="",
-                   help="append this question about answerability to the user's turn and read the state there "
-                        "(measured, not shipped; a probe fitted on it cannot be written)")
+    where = c.add_mutually_exclusive_group()
+    where.add_argument("--after-answer", action="store_true",
+                       help="read the state at the end of the model's own answer, not of the prompt")
+    where.add_argument("--ask", default="",
+                       help="append this question about answerability to the user's turn and read the state "
+                            "there (measured, not shipped; a probe fitted on it cannot be written)")
     c.add_argument("--rows", type=int, default=ROWS,
                    help="average the layers' outputs over the prompt's last N tokens (1: the last token only)")
     for name in ("fit", "crossfit"):

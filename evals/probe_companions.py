@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from evals.fit_answer_check import auc, fit_logistic  # noqa: E402
-from evals.fit_answer_probe import TRAIN, chosen_questions  # noqa: E402
+from evals.fit_answer_probe import add_question_arguments, chosen_questions  # noqa: E402
 
 SIGNALS = ("first_p", "first_margin", "first_entropy", "mean_logprob", "min_logprob", "sum_logprob",
            "answer_tokens", "best_dense", "dense_gap", "best_bm25")
@@ -144,11 +144,7 @@ def score(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("collect")
-    c.add_argument("--dataset", type=Path, default=TRAIN / "qa.jsonl")
-    c.add_argument("--docs", type=Path, default=None, help="its documents (default: docs/ beside it)")
-    c.add_argument("--limit", type=int, default=None)
-    c.add_argument("--seed", type=int, default=5)
+    c = add_question_arguments(sub.add_parser("collect"))
     c.add_argument("--out", type=Path, required=True)
     s = sub.add_parser("score")
     s.add_argument("data", type=Path)
