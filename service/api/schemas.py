@@ -90,7 +90,9 @@ class AskRequest(BaseModel):
         description="the question; not blank, at most FOOTNOTE_MAX_QUESTION_CHARS characters",
         json_schema_extra={"pattern": r"\S"},
     )
-    top_k: int | None = Field(None, ge=1, le=100, description="sentences to retrieve (default FOOTNOTE_TOP_K)")
+    # strict: a JSON true or "5" is the client's mistake, not 1 or 5 (pydantic's lax mode would take them)
+    top_k: int | None = Field(None, ge=1, le=100, strict=True,
+                              description="sentences to retrieve (default FOOTNOTE_TOP_K)")
     documents: list[Text] | None = Field(
         None, min_length=1, max_length=1000,
         description="answer only from these document ids (see GET /v1/documents)",
@@ -177,7 +179,7 @@ class ChatCompletionRequest(BaseModel):
     n: int | None = Field(None, description="only one choice is supported",
                           json_schema_extra={"minimum": 1, "maximum": 1})
     # Footnote's additions (the openai client sends them with `extra_body`)
-    top_k: int | None = Field(None, ge=1, le=100, description="Footnote: sentences to retrieve")
+    top_k: int | None = Field(None, ge=1, le=100, strict=True, description="Footnote: sentences to retrieve")
     documents: list[Text] | None = Field(
         None, min_length=1, max_length=1000, description="Footnote: answer only from these document ids")
 

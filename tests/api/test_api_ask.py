@@ -117,6 +117,8 @@ def test_an_unexpected_error_is_a_clean_500_and_its_trace_is_logged(serve, caplo
     ({"question": 42}, 422, "question: Input should be a valid string"),
     ({"question": Q, "top_k": "many"}, 422, "top_k"),
     ({"question": Q, "top_k": 0}, 422, "top_k"),
+    ({"question": Q, "top_k": True}, 422, "top_k: Input should be a valid integer"),
+    ({"question": Q, "top_k": "5"}, 422, "top_k: Input should be a valid integer"),
     ({"question": Q, "backend": "gpt-17"}, 422, "backend"),
     ({"question": Q, "qestion_typo": 1}, 422, "qestion_typo: unknown field"),
     ({}, 422, "question: Field required"),

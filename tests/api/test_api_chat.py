@@ -146,6 +146,9 @@ def test_unsupported_parameters_are_ignored_or_rejected_cleanly(oai):
     with pytest.raises(openai.NotFoundError, match="nope.txt"):
         oai.chat.completions.create(model="footnote", messages=[{"role": "user", "content": Q}],
                                     extra_body={"documents": ["nope.txt"]})
+    with pytest.raises(openai.UnprocessableEntityError, match="top_k: Input should be a valid integer"):
+        oai.chat.completions.create(model="footnote", messages=[{"role": "user", "content": Q}],
+                                    extra_body={"top_k": True})
 
 
 def test_a_failure_mid_stream_reaches_the_client_as_an_error(serve):
