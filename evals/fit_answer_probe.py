@@ -62,11 +62,13 @@ def chosen_questions(dataset: Path, docs: Path | None, seed: int, limit: int | N
     chosen = [item for doc in order for item in by_doc[doc]][:limit]
     service = build_service(Settings(), docs or dataset.parent / "docs", backend="extractive")
     known = set(service.index.manifest)
+    return service, [(item, asked_documents(known, item.get("doc_ids") or [])) for item in chosen]
 
-    def documents(ids: list[str]) -> list[str] | None:  # the seed set's items may have none: the whole corpus
-        return [next((c for c in (d, f"{d}.txt", f"{d}.md") if c in known), d) for d in ids] or None
 
-    return service, [(item, documents(item.get("doc_ids") or [])) for item in chosen]
+def asked_documents(known: set[str], ids: list[str]) -> list[str] | None:
+    """The index's ids of a question's documents (a set may name them without ".txt"); None (the
+    whole corpus) when it names none, as the seed set's items may."""
+    return [next((c for c in (d, f"{d}.txt", f"{d}.md") if c in known), d) for d in ids] or None
 
 
 def add_question_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

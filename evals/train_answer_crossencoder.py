@@ -62,6 +62,7 @@ def _auc(scores, labels) -> float:  # (project venv only: the training venv lack
 
 
 def data(args: argparse.Namespace) -> int:
+    from evals.fit_answer_probe import asked_documents
     from service.evals.dataset import load_dataset
     from service.evals.runner import build_service
     from service.settings import Settings
@@ -73,9 +74,8 @@ def data(args: argparse.Namespace) -> int:
         known = set(service.index.manifest)
         lines = []
         for item in load_dataset(questions):
-            ids = item.get("doc_ids") or []  # as evals/fit_answer_probe.py collect asks them
-            chosen = [next((c for c in (d, f"{d}.txt", f"{d}.md") if c in known), d) for d in ids] or None
-            prepared = service.prepare(item["question"], documents=chosen)
+            ids = item.get("doc_ids") or []
+            prepared = service.prepare(item["question"], documents=asked_documents(known, ids))
             lines.append(json.dumps({"id": item["id"], "question": item["question"], "doc": (ids or [""])[0],
                                      "answerable": bool(item.get("answerable", True)),
                                      "sentences": [s.text for s in prepared.context.sentences]}))
