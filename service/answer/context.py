@@ -6,24 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
 from service.index.hybrid import Hit
 from service.records import Sentence
-
-
-@lru_cache(maxsize=1)
-def _encoding():
-    from service.offline import point_tiktoken_at_bundled_cache
-
-    point_tiktoken_at_bundled_cache()  # before tiktoken looks for cl100k_base: never download it
-    import tiktoken
-
-    return tiktoken.get_encoding("cl100k_base")
-
-
-def count_tokens(text: str) -> int:
-    return len(_encoding().encode(text, disallowed_special=()))
+from service.tokens import count_tokens
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from service.answer import extractive, followup, prompts
 from service.answer.claims import Claim, complete_prefix, parse_answer, parse_claim
-from service.answer.context import Context, count_tokens, pack, pack_documents
+from service.answer.context import Context, pack, pack_documents
 from service.answer.events import AnswerEvent, Cited, Delta, Done, Progress
 from service.answer.answerability import AnswerChecker, refusal_reason
 from service.answer.models import Answer, AnswerCheck, Timings, Usage
@@ -26,6 +26,7 @@ from service.index.store import IndexData
 from service.llm import registry
 from service.llm.base import ChatMessage, Generation, LLMBackend, LLMBusy, LLMCrashed, LLMError
 from service.settings import Settings
+from service.tokens import count_tokens
 
 log = logging.getLogger("footnote.answer")
 

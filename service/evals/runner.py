@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from service.answer.context import count_tokens
+from service.tokens import count_tokens
 from service.answer.models import Answer
 from service.answer.service import AnswerService
 from service.evals.dataset import evidence_of

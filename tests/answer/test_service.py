@@ -162,7 +162,7 @@ def test_questions_are_stripped_and_bounded():
 
 
 def test_prompt_tokens_counts_the_prompt_the_model_is_sent(make_service, scripted):
-    from service.answer.context import count_tokens
+    from service.tokens import count_tokens
 
     model = scripted("26 countries had pledged to ensure Ukraine's security [1].")
     service = make_service(model)
