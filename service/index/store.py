@@ -35,7 +35,9 @@ from service.errors import FootnoteError
 from service.index.embedding import DIMENSION, MODEL_ID
 from service.records import Sentence
 
-FORMAT_VERSION = 3  # bump when the layout or the segmentation changes: old indexes are rebuilt
+FORMAT_VERSION = 4  # bump when the layout, the segmentation or the keyword terms change: old indexes are rebuilt
+# 4: sentences end at Chinese, Japanese, Devanagari and Arabic full stops and are cut at
+#    MAX_SENTENCE_TOKENS.
 CURRENT = "CURRENT"
 
 

@@ -2,17 +2,30 @@
 
 syntok does the hard part (abbreviations such as "Mr." and "U.S.", decimals, ellipses,
 quotes). Before it runs we cut the text into blocks at paragraph breaks, so a sentence never
-spans two paragraphs, list items or headings. Offsets always index the original string.
+spans two paragraphs, list items or headings. After it, two rules of our own:
+  - sentence marks syntok does not know end a sentence: Chinese and Japanese "。！？", the
+    Devanagari danda "।", Arabic "؟" and others (they are never abbreviations);
+  - a "sentence" longer than MAX_SENTENCE_TOKENS (text with no sentence marks: a transcript, a
+    run-on list) is cut at its last clause break or space below the limit. Otherwise it could
+    never fit the prompt's budget, so nothing in it could be answered, and a citation of it
+    would quote pages.
+Offsets always index the original string.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 
 from syntok import segmenter
 
 from service.records import Sentence
+from service.tokens import count_tokens
+
+# Above every sentence of the benchmark corpora (their longest is 212), well inside the
+# prompt's budget (FOOTNOTE_CONTEXT_TOKENS, 1200) and near the embedder's window (256 pieces).
+MAX_SENTENCE_TOKENS = 250
 
 # A line that starts a new block even without a blank line before it: bullets, numbered
 # items, markdown headings, quotes and table rows.
@@ -74,7 +87,63 @@ def _blocks(text: str) -> Iterator[tuple[int, int]]:
         yield block_start, prev_end
 
 
+# A sentence mark of a script syntok does not segment, with the closing quotes or brackets
+# that belong to its sentence: "。」" ends there too.
+_UNMARKED_END = re.compile(r"[。！？｡।॥؟۔։።။][」』）〕】〉》”’\"')\]]*")
+# Where an over-long sentence may be cut, best first: after a clause mark, after a space.
+_CLAUSE_BREAK = re.compile(r"[,;:，；：、—–]\s*|\s+-\s+")
+_SPACE = re.compile(r"\s+")
+
+
+def _split_unmarked_ends(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    for mark in _UNMARKED_END.finditer(text, start, end):
+        if mark.end() < end and text[mark.end():end].strip():
+            yield start, mark.end()
+            start = mark.end()
+    yield start, end
+
+
+def _fits(piece: str) -> bool:
+    # A token covers at least one UTF-8 byte, so most sentences need no counting.
+    return len(piece.encode("utf-8")) <= MAX_SENTENCE_TOKENS or count_tokens(piece) <= MAX_SENTENCE_TOKENS
+
+
+def _cut_over_long(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """(start, end) pieces of at most MAX_SENTENCE_TOKENS each, cut where a reader would."""
+    while True:
+        # A token is at least one character, so a piece within the limit is shorter than this
+        # window; only the window is ever counted, however long the run-on text.
+        window = min(end, start + 8 * MAX_SENTENCE_TOKENS)
+        if window == end and _fits(text[start:end]):
+            yield start, end
+            return
+        lo, hi = start + 1, window  # the longest prefix within the limit, by bisection
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if _fits(text[start:mid]):
+                lo = mid
+            else:
+                hi = mid - 1
+        cut = lo
+        half = start + (cut - start) // 2  # no piece of a few words when a break is further on
+        for pattern in (_CLAUSE_BREAK, _SPACE):
+            breaks = [m.end() for m in pattern.finditer(text, half, cut) if m.end() < cut]
+            if breaks:
+                cut = breaks[-1]
+                break
+        while cut > start + 1 and unicodedata.combining(text[cut]):
+            cut -= 1  # never separate an accent or a vowel sign from its letter
+        yield start, cut
+        start = cut
+
+
 def _sentences_in_block(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    for s, e in _syntok_sentences(text, start, end):
+        for s2, e2 in _split_unmarked_ends(text, s, e):
+            yield from _cut_over_long(text, s2, e2)
+
+
+def _syntok_sentences(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     block = text[start:end]
     for paragraph in segmenter.analyze(block):
         for sentence in paragraph:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.ingest.segment import segment
+from service.ingest.segment import MAX_SENTENCE_TOKENS, segment
+from service.tokens import count_tokens
 
 
 def texts(text: str) -> list[str]:
@@ -184,3 +187,58 @@ def test_a_wrapped_line_ending_in_a_preposition_is_not_a_title():
     text = "The meeting was held in\nParis on Monday and many people came to see it there.\n"
     assert [s.text for s in segment("d", text)] == [
         "The meeting was held in\nParis on Monday and many people came to see it there."]
+
+
+# -- scripts syntok does not segment, and text with no sentence marks --------------------------
+
+
+def test_chinese_and_japanese_full_stops_end_sentences():
+    assert texts("北京是中国的首都。上海是最大的城市！你知道吗？东京是日本的首都。") == [
+        "北京是中国的首都。", "上海是最大的城市！", "你知道吗？", "东京是日本的首都。",
+    ]
+    assert texts("標高は3776メートルである。最後の噴火は1707年である。") == [
+        "標高は3776メートルである。", "最後の噴火は1707年である。",
+    ]
+
+
+def test_a_closing_quote_stays_with_its_chinese_sentence():
+    assert texts("他说：“我们走吧。”然后离开了。") == ["他说：“我们走吧。”", "然后离开了。"]
+
+
+def test_devanagari_and_arabic_sentence_marks_end_sentences():
+    assert texts("हिंदी वाक्य है। दूसरा वाक्य है।") == ["हिंदी वाक्य है।", "दूसरा वाक्य है।"]
+    assert texts("هل هذا سؤال؟ نعم هذا سؤال.") == ["هل هذا سؤال؟", "نعم هذا سؤال."]
+
+
+def test_text_without_sentence_marks_is_cut_at_clause_breaks_within_the_limit():
+    clause = "the river rose over the old stone bridge near the mill, "
+    text = "Floods came in spring and " + clause * 200 + "and then the water fell."
+    pieces = segment("doc.txt", text)
+    assert len(pieces) > 1
+    assert all(count_tokens(s.text) <= MAX_SENTENCE_TOKENS for s in pieces)
+    assert all(s.text.endswith(",") for s in pieces[:-1])  # cut after a clause, not mid-phrase
+    check_invariants(text)
+
+
+def test_a_run_on_text_without_commas_is_cut_between_words():
+    text = " ".join(["alpha", "beta", "gamma", "delta"] * 600)
+    pieces = segment("doc.txt", text)
+    assert len(pieces) > 1 and all(count_tokens(s.text) <= MAX_SENTENCE_TOKENS for s in pieces)
+    words = set(text.split())
+    assert all(set(s.text.split()) <= words for s in pieces)  # no word cut in two
+    check_invariants(text)
+
+
+def test_chinese_without_any_break_is_cut_by_length_and_accents_stay_on_their_letters():
+    cjk = "长城是中国古代的军事防御工程" * 100
+    assert all(count_tokens(s.text) <= MAX_SENTENCE_TOKENS for s in segment("doc.txt", cjk))
+    check_invariants(cjk)
+    accented = "e\u0301" * 2000  # "é" written as a letter and a combining accent
+    pieces = segment("doc.txt", accented)
+    assert len(pieces) > 1 and all(not unicodedata.combining(s.text[0]) for s in pieces)
+    check_invariants(accented)
+
+
+def test_sentences_under_the_limit_are_untouched():
+    text = "A sentence of ordinary length, with a comma; and a semicolon. " * 3
+    assert len(texts(text)) == 3
