@@ -8,6 +8,12 @@ import numpy as np
 
 from service.records import Sentence
 
+# bm25s's default (words of two or more characters), except that Chinese and Japanese, written
+# without spaces, give one term per character; the default made each clause a single term, so
+# a question in those scripts matched nothing. Text in other scripts tokenizes as before.
+_UNSPACED = "\u3040-\u30fa\u30fc-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+TOKEN_PATTERN = rf"(?u)[{_UNSPACED}]|\b(?:(?![{_UNSPACED}])\w){{2,}}"
+
 
 def sentence_nodes(sentences: list[Sentence]) -> list:
     """One LlamaIndex node per sentence; its span travels in metadata."""
@@ -30,14 +36,17 @@ def build(sentences: list[Sentence]):
     from llama_index.retrievers.bm25 import BM25Retriever
 
     return BM25Retriever.from_defaults(
-        nodes=sentence_nodes(sentences), similarity_top_k=min(50, len(sentences)), language="en"
+        nodes=sentence_nodes(sentences), similarity_top_k=min(50, len(sentences)), language="en",
+        token_pattern=TOKEN_PATTERN,
     )
 
 
 def load(folder: Path):
     from llama_index.retrievers.bm25 import BM25Retriever
 
-    return BM25Retriever.from_persist_dir(str(folder))
+    retriever = BM25Retriever.from_persist_dir(str(folder))
+    retriever.token_pattern = TOKEN_PATTERN  # not among what the retriever persists
+    return retriever
 
 
 class KeywordSearch:

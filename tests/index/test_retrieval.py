@@ -137,3 +137,28 @@ def test_restriction_keeps_results_inside_the_chosen_documents(two_doc_retriever
         text = two_doc_retriever.index.texts[h.sentence.document]
         assert text[h.sentence.start : h.sentence.end] == h.sentence.text
     assert np.all(np.isfinite([h.score for h in only_md]))
+
+
+@pytest.fixture(scope="module")
+def chinese_retriever(tmp_path_factory):
+    from service.index.loader import open_retriever
+    from service.ingest.pipeline import ingest
+    from service.settings import Settings
+
+    base = tmp_path_factory.mktemp("zh-docs")
+    docs = base / "docs"
+    docs.mkdir()
+    (docs / "changcheng.txt").write_text(
+        "长城是中国古代的军事防御工程。现存的长城大多修建于明朝。八达岭长城位于北京市延庆区，是最著名的一段长城。\n",
+        encoding="utf-8")
+    (docs / "seed.txt").write_text((SEEDS / SEED_DOC_ID).read_text(encoding="utf-8"), encoding="utf-8")
+    settings = Settings(docs_dir=docs, data_dir=base / "data")
+    ingest(docs, settings.data_dir)
+    return open_retriever(settings)  # read back from disk, as the service does
+
+
+def test_a_chinese_question_finds_its_sentence_by_keyword(chinese_retriever):
+    # Each character is a term; before, a whole clause was one term and matched nothing.
+    found = bm25_only(chinese_retriever, "八达岭长城位于哪里？", 3)
+    assert found and found[0] == "八达岭长城位于北京市延庆区，是最著名的一段长城。"
+    assert bm25_only(chinese_retriever, "How many countries pledged?", 3)[0].startswith("French President")
