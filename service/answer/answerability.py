@@ -131,9 +131,10 @@ class AnswerChecker:
 
 def refusal_reason(question: str, sources: list[str]) -> str:
     """Why a checked answer was refused, in words a user can act on."""
-    facts = support.facts(question)
+    facts = support.question_facts(question)
     if facts.names or facts.numbers:
-        missing = support.check(question, sources).missing_facts
+        asked = facts.names | facts.numbers
+        missing = [m for m in support.check(question, sources).missing_facts if m in asked]
         if missing:
             return ("the closest sentences do not mention " + ", ".join(f"'{m}'" for m in missing[:3])
                     + " from the question")

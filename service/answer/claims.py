@@ -55,7 +55,7 @@ def parse_claim(raw: str) -> Claim:
     text = re.sub(r"\s+([.,;:!?])", r"\1", text)  # "war [1]." left "war ." behind
     # A question is not a claim: small models sometimes echo or invent one.
     refusal = bool(REFUSAL.search(text))
-    if text.endswith("?"):
+    if text.endswith(("?", "？")):
         return Claim(text="", cited=[], refusal=refusal)
     return Claim(text=text, cited=cited, refusal=refusal)
 
@@ -82,9 +82,11 @@ def parse_answer(text: str) -> list[Claim]:
     return [c for c in claims if c.text or c.cited]
 
 
-TERMINAL = re.compile(r"[.!?…][\"'”’)\]]*$")
+# Full stops of other scripts the segmenter knows too: a Chinese answer ends "…延庆区[1]。".
+STOPS = ".!?…。！？।؟"
+TERMINAL = re.compile(rf"[{STOPS}][\"'”’)\]」』]*$")
 # "… [2]." : a claim closed the way the prompt asks, its marker and then its full stop.
-CLOSED = re.compile(MARKER.pattern + r"\s*[.!?…][\"'”’)]*\s*$")
+CLOSED = re.compile(MARKER.pattern + rf"\s*[{STOPS}][\"'”’)」』]*\s*$")
 
 
 def complete_prefix(text: str) -> tuple[list[str], str]:

@@ -6,16 +6,30 @@ A claim is supported by a set of source sentences when
   2. most of its content words occur in them or in the question (a restated question is not
      a new fact; the facts are checked by 1).
 This is what catches "Sofia" for the capital of Bulgaria, "Joe Biden", or an invented year.
+
+Words are Unicode words ("Élysée", "Боровицком"), compared without case or accents, so the
+model's "Elysee" matches the source's "Élysée". Chinese and Japanese are written without
+spaces between words, so each of their characters counts as a word; they have no capital
+letters either, so there only numbers are facts and the rest is the overlap of 2.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
 
-WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]*|\d+(?:[.,]\d+)*")
+import regex
+
+# Scripts written without spaces between words: each character is a word.
+_UNSPACED = r"\p{Han}\p{Hiragana}\p{Katakana}ー"
+WORD = regex.compile(
+    rf"[{_UNSPACED}]"
+    r"|\d+(?:[.,]\d+)*"
+    rf"|(?:(?![{_UNSPACED}])\p{{L}})(?:(?![{_UNSPACED}])[\p{{L}}\p{{M}}'’\-])*"
+)
 NUMBER_WORDS = {
     "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
     "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "twenty": "20",
@@ -32,11 +46,26 @@ STOPWORDS = frozenset(
 MIN_OVERLAP = 0.6  # share of the claim's content words found in the sources or question
 
 
+def _fold(token: str) -> str:
+    """Without case, and without the accents of Latin, Greek and Cyrillic letters ("Élysée" ->
+    "elysee"); other scripts' marks are parts of their letters and stay."""
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFKD", token.casefold()):
+        if unicodedata.combining(ch) and out and out[-1] < "\u0530":
+            continue
+        out.append(ch)
+    return unicodedata.normalize("NFC", "".join(out))
+
+
 def _norm(token: str) -> str:
-    token = token.lower().replace("’", "'")
+    token = _fold(token).replace("’", "'")
     if token.endswith("'s"):
         token = token[:-2]
     return token.strip("'-")
+
+
+def _number(token: str) -> str:
+    return unicodedata.normalize("NFKC", token).replace(",", "")  # "３７７６" is 3776
 
 
 @lru_cache(maxsize=1)
@@ -75,12 +104,18 @@ def facts(claim: str, common: AbstractSet[str] = frozenset()) -> Facts:
     for i, tok in enumerate(tokens):
         low = _norm(tok)
         if tok[0].isdigit():
-            numbers.add(tok.replace(",", ""))
+            numbers.add(_number(tok))
         elif low in NUMBER_WORDS:
             numbers.add(NUMBER_WORDS[low])
         elif tok[0].isupper() and low not in STOPWORDS and (i > 0 or (len(tok) > 1 and low not in common)):
             names.add(low)
     return Facts(frozenset(numbers), frozenset(names))
+
+
+def question_facts(question: str) -> Facts:
+    """The facts a question asks about. Its first word is left out: in most languages that is
+    the question word ("Wer", "Кто", "¿Cuántas"), capitalised for grammar, not a name."""
+    return facts(question, common={_norm(t) for t in WORD.findall(question)[:1]})
 
 
 def _lower_case_words(texts: list[str]) -> set[str]:
@@ -93,7 +128,7 @@ def _source_vocab(texts: list[str]) -> tuple[set[str], set[str]]:
         for tok in WORD.findall(text):
             low = _norm(tok)
             if tok[0].isdigit():
-                numbers.add(tok.replace(",", ""))
+                numbers.add(_number(tok))
             elif low in NUMBER_WORDS:
                 numbers.add(NUMBER_WORDS[low])
             words.add(low)

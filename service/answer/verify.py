@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from service.answer import support
-from service.answer.claims import Claim
+from service.answer.claims import STOPS, Claim
 from service.answer.context import Context
 from service.answer.models import AnswerCheck, Citation, VerificationStats
 from service.records import Sentence
@@ -153,9 +153,9 @@ def _with_markers(text: str, numbers: list[int]) -> str:
     quote or bracket (so a marker never lands inside quoted text)."""
     markers = "".join(f"[{n}]" for n in numbers)
     body = text.rstrip()
-    if re.search(r"[.!?…][\"'”’)\]]+$", body):
+    if re.search(rf"[{STOPS}][\"'”’)\]」』]+$", body):
         return f"{body} {markers}"
-    final = re.search(r"[.!?…]+$", body)
+    final = re.search(rf"[{STOPS}]+$", body)
     if final:
         return f"{body[: final.start()].rstrip()} {markers}{final.group(0)}"
     return f"{body} {markers}."

@@ -119,3 +119,10 @@ def test_strict_mode_combines_the_probe_with_the_judge(make_service, scripted, c
 def test_the_weights_with_the_probe_count_it_and_those_without_do_not():
     assert {"judge", "probe"} <= set(load_weights(PROBE_WEIGHTS_FILE).coefficients)
     assert "probe" not in load_weights(WEIGHTS_FILE).coefficients
+
+
+def test_a_refusal_never_names_the_question_word_of_another_language():
+    sources = ["Самая известная башня Кремля — Спасская башня с курантами."]
+    reason = refusal_reason("Кто был первым комендантом Кремля?", sources)
+    assert "кто" not in reason and "do not say what it asks" in reason
+    assert "'1999'" in refusal_reason("Wer baute das Tor 1999?", ["Das Tor wurde 1791 gebaut."])

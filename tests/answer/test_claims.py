@@ -51,3 +51,10 @@ def test_a_negative_answer_is_not_a_refusal():
     assert parse_claim("The sentences do not specify the number of soldiers.").refusal
     assert parse_claim("The number of soldiers is not mentioned.").refusal
     assert parse_claim("Not specified in the text.").refusal
+
+
+def test_a_chinese_answer_is_split_at_its_full_stops_and_final_at_its_marker():
+    claims = parse_answer("长城大多修建于明朝[1]。八达岭长城位于北京市延庆区[2]。")
+    assert [(c.text, c.cited) for c in claims] == [("长城大多修建于明朝。", [1]), ("八达岭长城位于北京市延庆区。", [2])]
+    assert complete_prefix("长城大多修建于明朝[1]。") == (["长城大多修建于明朝[1]。"], "")
+    assert parse_claim("长城在哪里？").text == ""  # a question is not a claim

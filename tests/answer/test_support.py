@@ -1,6 +1,6 @@
 import pytest
 
-from service.answer.support import check, facts, restates_question
+from service.answer.support import WORD, check, facts, question_facts, restates_question
 
 MELONI = ("Italian Prime Minister Giorgia Meloni affirmed that he will not send troops to Ukraine, but is "
           "ready to participate in supervising the ceasefire and training Ukrainian troops outside the territory.")
@@ -90,3 +90,41 @@ def test_a_claim_that_says_the_question_back_restates_it(claim, question):
 ])
 def test_a_claim_that_adds_an_answer_does_not_restate_the_question(claim, question):
     assert not restates_question(claim, question)
+
+
+# -- other languages ----------------------------------------------------------------------------
+
+
+def test_accented_words_are_whole_words_and_match_without_their_accents():
+    assert WORD.findall("Müller’s Élysée 3,000") == ["Müller’s", "Élysée", "3,000"]
+    source = "They met at the Élysée Palace in Paris."
+    assert check("They met at the Elysee Palace.", [source], "Where did they meet?").supported
+    assert check("Antoni Gaudi lo diseñó.", ["El arquitecto Antoni Gaudí lo diseñó."], "¿Quién?").supported
+    assert not check("They met at the Matignon Palace.", [source], "Where did they meet?").supported
+
+
+def test_a_cyrillic_name_is_a_fact_the_source_must_hold():
+    source = "Самая известная башня Кремля — Спасская башня с курантами."
+    question = "Как называется самая известная башня Кремля?"
+    assert check("Спасская башня.", [source], question).supported
+    wrong = check("Никольская башня.", [source], question)
+    assert not wrong.supported and wrong.missing_facts == ("никольская",)
+
+
+def test_each_chinese_or_japanese_character_is_a_word():
+    assert WORD.findall("1707年の噴火 Windows版") == ["1707", "年", "の", "噴", "火", "Windows", "版"]
+    source = "八达岭长城位于北京市延庆区，是最著名的一段长城。"
+    question = "八达岭长城位于哪里？"
+    assert check("北京市延庆区", [source], question).supported
+    assert not check("上海市浦东新区", [source], question).supported
+    assert not check("北京市延庆区，建于1990年", [source], question).supported  # an invented year
+
+
+def test_full_width_digits_are_the_same_number():
+    assert check("３７７６メートル", ["標高は3776メートルである。"], "標高は？").supported
+
+
+def test_a_question_word_opening_a_question_is_not_a_fact_it_asks_about():
+    assert question_facts("Кто был первым комендантом Кремля?").names == {"кремля"}
+    assert question_facts("¿Cuántas torres tiene la Sagrada Família?").names == {"sagrada", "familia"}
+    assert "polish" in question_facts("Who is the Polish prime minister?").names

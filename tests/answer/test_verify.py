@@ -108,3 +108,11 @@ def test_an_invented_year_is_removed_and_the_rest_kept():
 def test_a_question_is_not_a_claim():
     v = verify("Why did the bridge open [1]? It cost 3 million kronor [2].")
     assert v.stats.claims == 1 and v.answer_text == "It cost 3 million kronor [1]."
+
+
+def test_markers_go_before_a_chinese_full_stop():
+    sentence = Sentence("zh.txt", 1, 0, 13, "现存的长城大多修建于明朝。")
+    v = Verifier(Context([sentence], [0.9], [0], 20), "现存的长城大多修建于哪个朝代？")
+    for claim in parse_answer("长城大多修建于明朝。[1]"):
+        v.add(claim)
+    assert v.answer_text == "长城大多修建于明朝 [1]。"
