@@ -5,7 +5,8 @@ A runner records one `ItemResult` per gold question and calls `summarize(items)`
 Conventions
 -----------
 * Answer metrics are SQuAD-style: `normalize_answer` lower-cases, strips punctuation, the
-  articles a/an/the and extra whitespace. `exact_match`/`token_f1` take the best score over
+  articles a/an/the and extra whitespace. Chinese and Japanese characters count as tokens
+  each (MLQA's mixed segmentation), since those scripts put no spaces between words. `exact_match`/`token_f1` take the best score over
   all acceptable golds; the `*_strict` variants score against the canonical gold (`golds[0]`)
   only. With no golds (an unanswerable question) they follow SQuAD 2.0: the only correct
   prediction is the empty one.
@@ -28,6 +29,8 @@ import string
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+import regex
 
 __all__ = [
     "ItemResult",
@@ -67,7 +70,9 @@ ANSWERED_UNANSWERABLE = "answered unanswerable"
 Supports = Callable[[str, str], bool]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
-_PUNCT = frozenset(string.punctuation)
+# ASCII punctuation as SQuAD strips it, and the full-width marks of Chinese and Japanese.
+_PUNCT = frozenset(string.punctuation) | frozenset("。、，．！？：；「」『』（）《》〈〉【】・～")
+_UNSPACED = regex.compile(r"([\p{Han}\p{Hiragana}\p{Katakana}ー])")
 
 
 # --------------------------------------------------------------------------- answers
@@ -77,6 +82,7 @@ def normalize_answer(s: str) -> str:
     """SQuAD normalisation: lower-case, drop punctuation, articles and extra whitespace."""
     s = s.lower()
     s = "".join(ch for ch in s if ch not in _PUNCT)
+    s = _UNSPACED.sub(r" \1 ", s)
     s = _ARTICLES.sub(" ", s)
     return " ".join(s.split())
 

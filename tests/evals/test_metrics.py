@@ -94,6 +94,13 @@ def test_contains_is_token_aligned() -> None:
     assert not contains_any("France", ["France and the UK"])
 
 
+def test_chinese_and_japanese_characters_are_tokens_each() -> None:
+    assert normalize_answer("1707年の宝永大噴火。") == "1707 年 の 宝 永 大 噴 火"
+    assert contains("最後の噴火は1707年の宝永大噴火である。", "1707年")
+    assert not contains("最後の噴火は1708年である。", "1707年")
+    assert contains_any("现存的长城大多修建于明朝 [1]。", ["明朝"])
+
+
 # ------------------------------------------------------------------ citations
 
 

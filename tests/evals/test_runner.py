@@ -19,6 +19,7 @@ from service.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 GOLD = ROOT / "evals" / "seeds_gold.jsonl"
 EXTERNAL = ROOT.parent / "shared" / "benchmarks" / "external-qa"
+MULTILINGUAL = ROOT / "evals" / "multilingual"
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +79,18 @@ def test_failures_say_where_the_point_was_lost(extractive_run) -> None:
         if rec["gold_rank"] is not None:
             assert rec["gold_evidence"]
             assert 1 <= rec["gold_rank"] <= 10
+
+
+def test_multilingual_set_extractive_meets_thresholds(tmp_path: Path) -> None:
+    """Six languages end to end: Chinese and Japanese sentences and keyword terms, accented and
+    Cyrillic names, character-level scoring. Deterministic (no model)."""
+    settings = Settings(docs_dir=ROOT / "seeds", data_dir=tmp_path / "data", llm="extractive")
+    run = run_eval(load_dataset(MULTILINGUAL / "qa.jsonl"), build_service(settings, MULTILINGUAL / "docs"))
+    gate = gate_for(load_thresholds(), "extractive", "multilingual")
+    assert gate and gate["min"], "evals/thresholds.toml has no extractive/multilingual gate"
+    assert check_gate(run.summary, gate) == []
+    by_id = {r["id"]: r for r in run.records}
+    assert by_id["ml-zh-3"]["citations"][0]["text"] == "八达岭长城位于北京市延庆区，是最著名的一段长城。"
 
 
 def test_limit_takes_the_first_items(gold, extractive_service) -> None:
