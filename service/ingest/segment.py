@@ -111,8 +111,9 @@ def _fits(piece: str) -> bool:
 def _cut_over_long(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     """(start, end) pieces of at most MAX_SENTENCE_TOKENS each, cut where a reader would."""
     while True:
-        # A token is at least one character, so a piece within the limit is shorter than this
-        # window; only the window is ever counted, however long the run-on text.
+        # Only this window is ever counted, so a run-on text of megabytes costs linear time. At
+        # 8 characters a token it is longer than the limit allows for any prose; a piece of
+        # rarer text (a row of dashes) is cut at the window, still within the limit.
         window = min(end, start + 8 * MAX_SENTENCE_TOKENS)
         if window == end and _fits(text[start:end]):
             yield start, end
