@@ -1,4 +1,5 @@
-"""Find and read the corpus: every .txt and .md file under a folder, decoded as UTF-8.
+"""Find and read the corpus: every .txt and .md file under a folder, decoded as UTF-8 (or as
+UTF-16/32 when a byte-order mark says so).
 
 Symbolic links are never followed. One pointing outside the corpus folder would let whoever
 can write into the folder publish any file the service can read (`ln -s /etc/passwd`), so it
@@ -8,6 +9,7 @@ once, under its own path, so an answer never cites the same sentence twice under
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import stat
@@ -127,6 +129,17 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# Windows Notepad's "Unicode" is UTF-16 with a byte-order mark; its NUL bytes are not binary.
+# Only a mark makes the encoding certain: text in other encodings is refused, not guessed.
+_BOMS = [(codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")]  # UTF-32 LE starts like UTF-16 LE
+_NAMES = {"utf-16": "UTF-16", "utf-32": "UTF-32"}
+
+
+def _marked_encoding(data: bytes) -> str | None:
+    return next((name for bom, name in _BOMS if data.startswith(bom)), None)
+
+
 def read_document(source: SourceFile) -> tuple[Document | None, str | None]:
     """(document, None) or (None, reason it was skipped) for one file."""
     # O_NOFOLLOW: a file swapped for a link after it was listed is refused, not followed.
@@ -140,15 +153,18 @@ def read_document(source: SourceFile) -> tuple[Document | None, str | None]:
         data = handle.read()
     if not data.strip():
         return None, f"skipped {source.doc_id}: the file is empty"
-    if b"\x00" in data[:8192]:
+    encoding = _marked_encoding(data)
+    if encoding is None and b"\x00" in data[:8192]:
         return None, f"skipped {source.doc_id}: looks like a binary file, not text"
     try:
-        # utf-8-sig drops a byte-order mark: offsets index the text a reader sees.
-        text = data.decode("utf-8-sig")
+        # The codec drops the byte-order mark: offsets index the text a reader sees.
+        text = data.decode(encoding or "utf-8-sig")
     except UnicodeDecodeError as exc:
         return None, (
-            f"skipped {source.doc_id}: not valid UTF-8 (byte {exc.start}); "
+            f"skipped {source.doc_id}: not valid {_NAMES.get(encoding, 'UTF-8')} (byte {exc.start}); "
             "re-save it as UTF-8 to include it"
         )
+    if not text.strip():
+        return None, f"skipped {source.doc_id}: the file is empty"
     # A NUL past the binary sniff is noise that would reach answers and terminals verbatim.
     return Document(source.doc_id, text.replace("\x00", ""), sha256_bytes(data)), None

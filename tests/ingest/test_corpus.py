@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 from pathlib import Path
 
@@ -116,3 +117,26 @@ def test_nul_bytes_past_the_binary_sniff_are_dropped(make_corpus):
     docs = make_corpus({"a.txt": ("Plain words. " * 700 + "A hidden\x00 NUL.").encode()})
     document, _ = read_document(list_sources(docs)[0])
     assert "\x00" not in document.text and document.text.endswith("A hidden NUL.")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_utf16_and_utf32_with_a_byte_order_mark_are_read(make_corpus, encoding):
+    text = "Das Brandenburger Tor steht in Berlin. 长城位于中国。"
+    data = text.encode(encoding)
+    if not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE)):
+        data = codecs.BOM_UTF16_BE + data  # Python writes big-endian without a mark
+    docs = make_corpus({"notepad.txt": data})
+    document, skipped = read_document(list_sources(docs)[0])
+    assert skipped is None and document.text == text
+
+
+def test_utf16_without_a_byte_order_mark_is_still_refused(make_corpus):
+    docs = make_corpus({"raw.txt": "Plain words here.".encode("utf-16-le")})
+    document, skipped = read_document(list_sources(docs)[0])
+    assert document is None and "binary" in skipped
+
+
+def test_broken_utf16_says_which_encoding_failed(make_corpus):
+    docs = make_corpus({"bad.txt": codecs.BOM_UTF16_LE + "ok".encode("utf-16-le") + b"\x00\xd8"})
+    document, skipped = read_document(list_sources(docs)[0])
+    assert document is None and "not valid UTF-16" in skipped and "re-save it as UTF-8" in skipped
