@@ -87,9 +87,10 @@ def _blocks(text: str) -> Iterator[tuple[int, int]]:
         yield block_start, prev_end
 
 
-# A sentence mark of a script syntok does not segment, with the closing quotes or brackets
-# that belong to its sentence: "。」" ends there too.
-_UNMARKED_END = re.compile(r"[。！？｡।॥؟۔։።။][」』）〕】〉》”’\"')\]]*")
+# Sentence marks of scripts syntok does not segment ("？！" is one end). A mark that a closing
+# quote or bracket follows ends no sentence: in 「行こう。」と彼は言った。 the quote goes on.
+_UNMARKED_END = re.compile(r"[。！？｡।॥؟۔։።။]+")
+_CLOSERS = "」』）〕】〉》”’\"')]"
 # Where an over-long sentence may be cut, best first: after a clause mark, after a space.
 _CLAUSE_BREAK = re.compile(r"[,;:，；：、—–]\s*|\s+-\s+")
 _SPACE = re.compile(r"\s+")
@@ -97,7 +98,7 @@ _SPACE = re.compile(r"\s+")
 
 def _split_unmarked_ends(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     for mark in _UNMARKED_END.finditer(text, start, end):
-        if mark.end() < end and text[mark.end():end].strip():
+        if mark.end() < end and text[mark.end()] not in _CLOSERS and text[mark.end():end].strip():
             yield start, mark.end()
             start = mark.end()
     yield start, end

@@ -201,8 +201,10 @@ def test_chinese_and_japanese_full_stops_end_sentences():
     ]
 
 
-def test_a_closing_quote_stays_with_its_chinese_sentence():
-    assert texts("他说：“我们走吧。”然后离开了。") == ["他说：“我们走吧。”", "然后离开了。"]
+def test_a_full_stop_inside_a_quote_does_not_end_the_sentence_around_it():
+    assert texts("「行こう。」と彼は言った。次の日に出発した。") == ["「行こう。」と彼は言った。", "次の日に出発した。"]
+    assert texts("他说：“我们走吧。”然后离开了。") == ["他说：“我们走吧。”然后离开了。"]
+    assert texts("什么？！真的吗？") == ["什么？！", "真的吗？"]
 
 
 def test_devanagari_and_arabic_sentence_marks_end_sentences():
