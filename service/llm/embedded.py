@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import sys
 import threading
 import time
@@ -60,6 +61,7 @@ class EmbeddedBackend:
         self.states = PrefixStates(state_cache_bytes)
         self._timeout_s = timeout_s
         self._formatter = _chat_formatter(llm)
+        self._special = special_token_pattern(llm)
 
     def generate(
         self, messages: list[ChatMessage], *, max_tokens: int, stop: list[str] | None = None
@@ -140,7 +142,7 @@ class EmbeddedBackend:
     ) -> Iterator[dict[str, Any]]:
         try:
             return self._llm.create_chat_completion(  # type: ignore[return-value]
-                messages=list(messages),  # type: ignore[arg-type]
+                messages=as_text(messages, self._special),  # type: ignore[arg-type]
                 max_tokens=max_tokens,
                 stop=stop or [],
                 temperature=0.0,  # greedy decoding
@@ -222,6 +224,7 @@ class EmbeddedBackend:
 
     def _prompt_tokens(self, messages: list[ChatMessage]) -> list[int]:
         """The prompt's tokens exactly as the chat handler renders and tokenizes it."""
+        messages = as_text(messages, self._special)
         try:
             if self._formatter is None:  # no GGUF template: the raw contents
                 text = "\n".join(m["content"] for m in messages)
@@ -239,6 +242,40 @@ class EmbeddedBackend:
                 f"{n_ctx} (FOOTNOTE_LLM_CONTEXT_WINDOW); ask a shorter question or lower "
                 f"FOOTNOTE_CONTEXT_TOKENS."
             )
+
+
+# A word joiner after the first character: the spelling stays, the special token does not.
+_JOINER = "\u2060"
+
+
+def special_token_pattern(llm: Llama) -> re.Pattern[str] | None:
+    """The spellings of the model's control and user-defined tokens ("<|im_end|>", "</s>",
+    "<tool_call>"), which llama.cpp turns into those tokens wherever they occur in a prompt."""
+    import llama_cpp
+
+    model = llm._model  # noqa: SLF001 - token attributes are exposed only here
+    wanted = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+    texts = set()
+    for token in range(model.n_vocab()):
+        if model.token_get_attr(token) & wanted:
+            text = model.token_get_text(token)
+            if len(text) > 1:
+                texts.add(text)
+    if not texts:
+        return None
+    return re.compile("|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True)))
+
+
+def as_text(messages: Sequence[ChatMessage], special: re.Pattern[str] | None) -> list[ChatMessage]:
+    """Messages whose contents read as text. A question or a document may spell a special
+    token (a page about tokenizers quotes "<|endoftext|>"; HTML strikes through with "</s>"):
+    as the token itself it would end the prompt's turn or the text there, so a word joiner
+    goes after its first character. Roles and the chat template's own tokens are untouched."""
+    if special is None:
+        return list(messages)
+    return [{**m, "content": special.sub(lambda t: t.group(0)[0] + _JOINER + t.group(0)[1:], m["content"])}
+            if isinstance(m.get("content"), str) and special.search(m["content"]) else m
+            for m in messages]
 
 
 def option_probabilities(logits: np.ndarray, options: dict[str, set[int]]) -> dict[str, float]:
