@@ -37,7 +37,8 @@ from service.records import Sentence
 
 FORMAT_VERSION = 4  # bump when the layout, the segmentation or the keyword terms change: old indexes are rebuilt
 # 4: sentences end at Chinese, Japanese, Devanagari and Arabic full stops and are cut at
-#    MAX_SENTENCE_TOKENS; each Chinese or Japanese character is a keyword term.
+#    MAX_SENTENCE_TOKENS; each line of a fenced code block is a sentence; each Chinese or
+#    Japanese character is a keyword term.
 CURRENT = "CURRENT"
 
 

@@ -30,6 +30,8 @@ MAX_SENTENCE_TOKENS = 250
 # A line that starts a new block even without a blank line before it: bullets, numbered
 # items, markdown headings, quotes and table rows.
 _BLOCK_START = re.compile(r"[ \t]*(?:[-*+•]\s|\d{1,3}[.)]\s|#{1,6}\s|>|\|)")
+# The opening line of a fenced code block: three or more backticks or tildes.
+_FENCE = re.compile(r"[ \t]{0,3}(`{3,}|~{3,})")
 # A line that ends with sentence-final punctuation (optionally closed by quotes/brackets).
 _ENDS_SENTENCE = re.compile(r"[.!?…:;][\"'”’)\]]*[ \t]*$")
 
@@ -53,27 +55,62 @@ def _is_title(line: str, next_line: str) -> bool:
     )
 
 
-def _blocks(text: str) -> Iterator[tuple[int, int]]:
-    """Yield (start, end) spans of paragraphs: text between line breaks that end a thought.
+def _fenced_lines(lines: list[str]) -> set[int]:
+    """Indexes of the lines of fenced code blocks, fences included. A fence is closed by a line
+    of the same character, at least as long, and nothing else; one never closed is not a fence
+    (a stray ``` in prose must not turn the rest of a document into code)."""
+    code: set[int] = set()
+    # Per fence character, the shortest fence that found no closing line: a longer one after
+    # it cannot find one either (its closer would have closed that one), so it is not looked
+    # for again. That keeps a document of many unclosed fences linear.
+    unclosed: dict[str, int] = {}
+    i = 0
+    while i < len(lines):
+        opening = _FENCE.match(lines[i])
+        if opening and len(opening.group(1)) < unclosed.get(opening.group(1)[0], 1 << 30):
+            fence = opening.group(1)
+            for j in range(i + 1, len(lines)):
+                closing = lines[j].strip()
+                if closing.startswith(fence) and not closing.strip(fence[0]):
+                    code.update(range(i, j + 1))
+                    i = j
+                    break
+            else:
+                unclosed[fence[0]] = len(fence)
+        i += 1
+    return code
+
+
+def _blocks(text: str) -> Iterator[tuple[int, int, bool]]:
+    """Yield (start, end, is_code) spans of paragraphs: text between line breaks that end a thought.
 
     A newline ends a block when the next line is blank or starts a list item/heading, or the
     line itself ends with final punctuation or is a heading. A hard-wrapped line in the middle
-    of a sentence stays in its block.
+    of a sentence stays in its block. Each line of a fenced code block (``` or ~~~, fences
+    included) is a block of its own: code has no sentences, and prose rules cut it mid-command.
     """
     block_start: int | None = None
     pos = 0
     lines = text.splitlines(keepends=True)
+    code = _fenced_lines(lines)
     for i, line in enumerate(lines):
         body = line.rstrip("\r\n")
         line_start, line_end = pos, pos + len(body)
         pos += len(line)
+        if i in code:
+            if block_start is not None:
+                yield block_start, prev_end, False
+                block_start = None
+            if body.strip():
+                yield line_start, line_end, True
+            continue
         if not body.strip():
             if block_start is not None:
-                yield block_start, prev_end
+                yield block_start, prev_end, False
                 block_start = None
             continue
         if block_start is not None and _BLOCK_START.match(body):
-            yield block_start, prev_end
+            yield block_start, prev_end, False
             block_start = None
         if block_start is None:
             block_start = line_start
@@ -81,10 +118,10 @@ def _blocks(text: str) -> Iterator[tuple[int, int]]:
         next_line = lines[i + 1] if i + 1 < len(lines) else ""
         heading = body.lstrip().startswith("#") or _is_title(body, next_line)
         if heading or _ENDS_SENTENCE.search(body) or not next_line.strip():
-            yield block_start, prev_end
+            yield block_start, prev_end, False
             block_start = None
     if block_start is not None:
-        yield block_start, prev_end
+        yield block_start, prev_end, False
 
 
 # Sentence marks of scripts syntok does not segment ("？！" is one end). A mark that a closing
@@ -161,8 +198,9 @@ def _syntok_sentences(text: str, start: int, end: int) -> Iterator[tuple[int, in
 def segment(document: str, text: str) -> list[Sentence]:
     """Split `text` into numbered sentences whose offsets slice back to their text."""
     spans: list[tuple[int, int]] = []
-    for b_start, b_end in _blocks(text):
-        for s, e in _sentences_in_block(text, b_start, b_end):
+    for b_start, b_end, code in _blocks(text):
+        pieces = _cut_over_long(text, b_start, b_end) if code else _sentences_in_block(text, b_start, b_end)
+        for s, e in pieces:
             # Strip surrounding whitespace only; never alter the inside.
             while s < e and text[s].isspace():
                 s += 1

@@ -244,3 +244,25 @@ def test_chinese_without_any_break_is_cut_by_length_and_accents_stay_on_their_le
 def test_sentences_under_the_limit_are_untouched():
     text = "A sentence of ordinary length, with a comma; and a semicolon. " * 3
     assert len(texts(text)) == 3
+
+
+# -- fenced code blocks -------------------------------------------------------------------------
+
+
+def test_each_line_of_a_fenced_code_block_is_its_own_sentence():
+    text = ("Run this:\n\n```bash\nfootnote ingest [--docs DIR]   # index it. Then\n"
+            "footnote ask \"Who? [--top-k N]\"\n```\n\nThen ask. It works.\n")
+    assert texts(text) == ["Run this:", "```bash", "footnote ingest [--docs DIR]   # index it. Then",
+                           'footnote ask "Who? [--top-k N]"', "```", "Then ask.", "It works."]
+    check_invariants(text)
+
+
+def test_a_tilde_fence_closes_only_with_tildes_at_least_as_long():
+    text = "~~~~\nx = 1. y = 2.\n~~~\nstill code\n~~~~\nProse again. Yes."
+    assert texts(text) == ["~~~~", "x = 1. y = 2.", "~~~", "still code", "~~~~", "Prose again.", "Yes."]
+
+
+def test_a_fence_never_closed_is_prose():
+    text = "```\nThe first line of prose. The second one\ncontinues here.\n"
+    # Prose rules hold after it: the hard-wrapped sentence stays whole (code would split it).
+    assert texts(text)[-2:] == ["The first line of prose.", "The second one\ncontinues here."]
