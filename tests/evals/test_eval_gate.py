@@ -25,6 +25,7 @@ RECORDED_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 
 
 SQUAD2_DEV = ROOT.parent / "shared" / "benchmarks" / "squad2-dev"
+MULTILINGUAL = ROOT / "evals" / "multilingual"
 SQUAD2_ITEMS = 80  # the first 80 questions (20 paragraphs, 40 answerable and 40 adversarial unanswerable)
 
 
@@ -64,12 +65,26 @@ def recorded_squad2_run(recorder, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def recorded_multilingual_run(recorder, tmp_path_factory):
+    """evals/multilingual: six languages, asked of the whole corpus; the model's own words in
+    French, Russian, Chinese or Japanese go through the verifier and the scorer."""
+    from service.container import Container
+    from service.settings import Settings
+
+    settings = recorded_settings(Settings(docs_dir=MULTILINGUAL / "docs", data_dir=tmp_path_factory.mktemp("ml")))
+    backend = OpenAIBackend(settings)
+    service = AnswerService(Container(settings).ready_retriever(quiet=True), settings, lambda name: backend)
+    with recorder.use_cassette("multilingual.yaml"):
+        return run_eval(load_dataset(MULTILINGUAL / "qa.jsonl"), service, backend="openai")
+
+
+@pytest.fixture(scope="module")
 def recorder(vcr_config, vcr_cassette_dir, record_mode):
     """pytest-recording's settings (and --record-mode), for a cassette shared by the module."""
     import vcr as vcrpy
 
     if record_mode == "rewrite":  # pytest-recording's own mode: start the cassettes afresh
-        for name in ("seeds_gold.yaml", "squad2_dev_80.yaml"):
+        for name in ("seeds_gold.yaml", "squad2_dev_80.yaml", "multilingual.yaml"):
             (Path(vcr_cassette_dir) / name).unlink(missing_ok=True)
         record_mode = "new_episodes"
     return vcrpy.VCR(cassette_library_dir=vcr_cassette_dir, record_mode=record_mode, **vcr_config)
@@ -93,4 +108,12 @@ def test_recorded_model_meets_the_refusal_gate_on_adversarial_questions(recorded
     gate = gate_for(load_thresholds(), "openai", "squad2-dev")
     assert gate and gate["min"], "evals/thresholds.toml has no [gate.openai.squad2-dev] section"
     failures = check_gate(recorded_squad2_run.summary, gate)
+    assert failures == [], "\n".join(failures)
+
+
+def test_recorded_model_meets_the_gate_in_six_languages(recorded_multilingual_run):
+    assert recorded_multilingual_run.backends == ["openai"]
+    gate = gate_for(load_thresholds(), "openai", "multilingual")
+    assert gate and gate["min"], "evals/thresholds.toml has no [gate.openai.multilingual] section"
+    failures = check_gate(recorded_multilingual_run.summary, gate)
     assert failures == [], "\n".join(failures)
