@@ -30,6 +30,15 @@ WORD = regex.compile(
     r"|\d+(?:[.,]\d+)*"
     rf"|(?:(?![{_UNSPACED}])\p{{L}})(?:(?![{_UNSPACED}])[\p{{L}}\p{{M}}'’\-])*"
 )
+# The same words in ASCII text, found by `re` in less than half the time.
+_ASCII_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d+(?:[.,]\d+)*")
+
+
+def word_tokens(text: str) -> list[str]:
+    """The words and numbers of a text, as WORD finds them."""
+    return _ASCII_WORD.findall(text) if text.isascii() else WORD.findall(text)
+
+
 NUMBER_WORDS = {
     "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
     "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "twenty": "20",
@@ -46,6 +55,7 @@ STOPWORDS = frozenset(
 MIN_OVERLAP = 0.6  # share of the claim's content words found in the sources or question
 
 
+@lru_cache(maxsize=1 << 16)  # a verification folds the same few hundred words many times
 def _fold(token: str) -> str:
     """Without case, and without the accents of Latin, Greek and Cyrillic letters ("Élysée" ->
     "elysee"); other scripts' marks are parts of their letters and stay."""
@@ -100,7 +110,7 @@ def facts(claim: str, common: AbstractSet[str] = frozenset()) -> Facts:
     capitalised for grammar alone, but a name there is still a name, unless it is one of
     `common`: words seen written in lower case ("Many pharmacists ..." for "many pharmacists")."""
     numbers, names = set(), set()
-    tokens = WORD.findall(claim)
+    tokens = word_tokens(claim)
     for i, tok in enumerate(tokens):
         low = _norm(tok)
         if tok[0].isdigit():
@@ -115,17 +125,17 @@ def facts(claim: str, common: AbstractSet[str] = frozenset()) -> Facts:
 def question_facts(question: str) -> Facts:
     """The facts a question asks about. Its first word is left out: in most languages that is
     the question word ("Wer", "Кто", "¿Cuántas"), capitalised for grammar, not a name."""
-    return facts(question, common={_norm(t) for t in WORD.findall(question)[:1]})
+    return facts(question, common={_norm(t) for t in word_tokens(question)[:1]})
 
 
 def _lower_case_words(texts: list[str]) -> set[str]:
-    return {_norm(t) for text in texts for t in WORD.findall(text) if t[0].islower()}
+    return {_norm(t) for text in texts for t in word_tokens(text) if t[0].islower()}
 
 
 def _source_vocab(texts: list[str]) -> tuple[set[str], set[str]]:
     words, numbers = set(), set()
     for text in texts:
-        for tok in WORD.findall(text):
+        for tok in word_tokens(text):
             low = _norm(tok)
             if tok[0].isdigit():
                 numbers.add(_number(tok))
@@ -136,7 +146,7 @@ def _source_vocab(texts: list[str]) -> tuple[set[str], set[str]]:
 
 
 def content_words(text: str) -> list[str]:
-    return [w for w in (_norm(t) for t in WORD.findall(text)) if w and w not in STOPWORDS and not w[0].isdigit()]
+    return [w for w in (_norm(t) for t in word_tokens(text)) if w and w not in STOPWORDS and not w[0].isdigit()]
 
 
 @dataclass(frozen=True)
@@ -190,10 +200,10 @@ def restates_question(claim: str, question: str) -> bool:
     comes from the question. Such a claim answers nothing, though its citation may."""
     if not question or _YES_NO.match(question) or _CHOICE.search(question):
         return False
-    words = content_words(claim)
-    if not words or re.match(r"\s*(?:yes|no)\b", claim, re.IGNORECASE):
+    said = content_words(claim)
+    if not said or re.match(r"\s*(?:yes|no)\b", claim, re.IGNORECASE):
         return False
     if not facts(claim).numbers <= facts(question).numbers:
         return False
     stems = {_stem(w) for w in content_words(question)}  # exact stems: "Rhin" is not "Rhine"
-    return all(_stem(w) in stems for w in words)
+    return all(_stem(w) in stems for w in said)

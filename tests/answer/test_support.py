@@ -1,6 +1,8 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from service.answer.support import WORD, check, facts, question_facts, restates_question
+from service.answer.support import WORD, check, facts, question_facts, restates_question, word_tokens
 
 MELONI = ("Italian Prime Minister Giorgia Meloni affirmed that he will not send troops to Ukraine, but is "
           "ready to participate in supervising the ceasefire and training Ukrainian troops outside the territory.")
@@ -128,3 +130,8 @@ def test_a_question_word_opening_a_question_is_not_a_fact_it_asks_about():
     assert question_facts("Кто был первым комендантом Кремля?").names == {"кремля"}
     assert question_facts("¿Cuántas torres tiene la Sagrada Família?").names == {"sagrada", "familia"}
     assert "polish" in question_facts("Who is the Polish prime minister?").names
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=200))
+def test_the_ascii_shortcut_finds_the_same_words(text):
+    assert word_tokens(text) == WORD.findall(text)
