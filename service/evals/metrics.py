@@ -6,10 +6,10 @@ Conventions
 -----------
 * Answer metrics are SQuAD-style: `normalize_answer` lower-cases, strips punctuation, the
   articles a/an/the and extra whitespace. Chinese and Japanese characters count as tokens
-  each (MLQA's mixed segmentation), since those scripts put no spaces between words. `exact_match`/`token_f1` take the best score over
-  all acceptable golds; the `*_strict` variants score against the canonical gold (`golds[0]`)
-  only. With no golds (an unanswerable question) they follow SQuAD 2.0: the only correct
-  prediction is the empty one.
+  each (MLQA's mixed segmentation), since those scripts put no spaces between words.
+  `exact_match`/`token_f1` take the best score over all acceptable golds; the `*_strict`
+  variants score against the canonical gold (`golds[0]`) only. With no golds (an unanswerable
+  question) they follow SQuAD 2.0: the only correct prediction is the empty one.
 * `contains` is the metric that suits long generated answers: the normalised canonical answer
   must appear in the normalised prediction *as a whole-token sequence* ("26" is not found in
   "260").
