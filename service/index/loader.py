@@ -12,7 +12,7 @@ def open_retriever(settings: Settings, encoder: MiniLMEncoder | None = None) -> 
     """Load the live index. Raises store.IndexMissing / store.IndexCorrupt with a clear message.
 
     `encoder` embeds the questions (the container passes its own; by default a new one)."""
-    data = store.load(settings.data_dir)
+    data = store.load(settings.data_dir, servable=True)  # an older format answers until rebuilt
     try:
         bm25 = keyword.load(data.folder / "bm25")
     except Exception as exc:  # bm25s raises assorted errors on damaged files

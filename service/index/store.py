@@ -39,6 +39,10 @@ FORMAT_VERSION = 4  # bump when the layout, the segmentation or the keyword term
 # 4: sentences end at Chinese, Japanese, Devanagari and Arabic full stops and are cut at
 #    MAX_SENTENCE_TOKENS; each line of a fenced code block is a sentence; each Chinese or
 #    Japanese character is a keyword term.
+# Formats this build can answer from while it rebuilds in the background: the same files with
+# the same meaning, only sentences cut (and keyword terms split) another way. An upgrade then
+# costs `serve` no downtime; `ingest` still rebuilds them, since it reuses nothing from them.
+SERVABLE_FORMATS = frozenset({3, FORMAT_VERSION})
 CURRENT = "CURRENT"
 
 
@@ -120,8 +124,9 @@ def read_manifest(data_dir: Path) -> dict[str, DocEntry]:
         raise IndexCorrupt(f"index manifest in {folder} is unreadable: {exc}") from exc
 
 
-def _check_meta(meta: dict, folder: Path) -> None:
-    if meta.get("format_version") != FORMAT_VERSION or meta.get("embed_model") != MODEL_ID:
+def _check_meta(meta: dict, folder: Path, servable: bool = False) -> None:
+    formats = SERVABLE_FORMATS if servable else {FORMAT_VERSION}
+    if meta.get("format_version") not in formats or meta.get("embed_model") != MODEL_ID:
         raise IndexCorrupt(
             f"index in {folder} was built by another version "
             f"(format {meta.get('format_version')}, model {meta.get('embed_model')}); "
@@ -161,11 +166,13 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load(data_dir: Path) -> IndexData:
+def load(data_dir: Path, servable: bool = False) -> IndexData:
+    """The live index. With `servable`, also one of an older format this build can answer from
+    (SERVABLE_FORMATS) until it is rebuilt; ingest loads without, to reuse only current rows."""
     folder = current_folder(data_dir)
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        _check_meta(meta, folder)
+        _check_meta(meta, folder, servable)
         _check_sizes(meta, folder, hash_moved=False)  # every file is hashed next
         _check_checksums(meta, folder)
         manifest = {

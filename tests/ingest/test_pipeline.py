@@ -271,6 +271,7 @@ def test_damaged_index_fails_to_load_and_reingest_rebuilds_it(built, how):
 
 
 @pytest.mark.parametrize("field,value", [("format_version", store.FORMAT_VERSION + 1),
+                                         ("format_version", 3),  # servable meanwhile, never reused
                                          ("embed_model", "some-other-model")])
 def test_index_from_another_version_is_rebuilt(built, field, value):
     docs, data, first = built
