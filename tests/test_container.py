@@ -79,7 +79,8 @@ def test_when_the_background_ingest_cannot_write_serve_keeps_the_built_index(mak
     assert store.current_folder(settings.data_dir) == live and set(service.index.manifest) == {"bridges.txt"}
 
 
-def test_after_an_upgrade_serve_answers_from_the_older_index_while_it_is_rebuilt(make_corpus, tmp_path):
+def _built_with_format(make_corpus, tmp_path, version: int) -> Settings:
+    """The bridge corpus indexed, its index marked as written in format `version`."""
     import json
 
     docs = make_corpus(BRIDGE)
@@ -87,29 +88,28 @@ def test_after_an_upgrade_serve_answers_from_the_older_index_while_it_is_rebuilt
     ingest(docs, settings.data_dir)
     meta_path = store.current_folder(settings.data_dir) / "meta.json"
     meta = json.loads(meta_path.read_text())
-    meta["format_version"] = 3  # as the previous release wrote it: same files, other sentence cuts
+    meta["format_version"] = version
     meta_path.write_text(json.dumps(meta))
+    return settings
 
+
+def _live_format(settings: Settings) -> int:
+    import json
+
+    return json.loads((store.current_folder(settings.data_dir) / "meta.json").read_text())["format_version"]
+
+
+def test_after_an_upgrade_serve_answers_from_the_older_index_while_it_is_rebuilt(make_corpus, tmp_path):
+    settings = _built_with_format(make_corpus, tmp_path, 3)  # the previous release: other sentence cuts
     service, refresh = Container(settings).serving_service()
     assert refresh is not None, "serve rebuilt before answering"
     assert service.ask("When did the Oresund Bridge open?").citations
     refresh()  # the background ingest rebuilds it in the current format
-    assert json.loads((store.current_folder(settings.data_dir) / "meta.json").read_text())["format_version"] == \
-        store.FORMAT_VERSION
+    assert _live_format(settings) == store.FORMAT_VERSION
 
 
 def test_an_index_of_a_format_this_build_cannot_read_is_rebuilt_before_serving(make_corpus, tmp_path):
-    import json
-
-    docs = make_corpus(BRIDGE)
-    settings = Settings(docs_dir=docs, data_dir=tmp_path / "data", llm="extractive")
-    ingest(docs, settings.data_dir)
-    meta_path = store.current_folder(settings.data_dir) / "meta.json"
-    meta = json.loads(meta_path.read_text())
-    meta["format_version"] = 2
-    meta_path.write_text(json.dumps(meta))
-
+    settings = _built_with_format(make_corpus, tmp_path, 2)
     service, refresh = Container(settings).serving_service()
     assert refresh is None  # nothing to answer from: ingested first
-    assert json.loads((store.current_folder(settings.data_dir) / "meta.json").read_text())["format_version"] == \
-        store.FORMAT_VERSION
+    assert _live_format(settings) == store.FORMAT_VERSION
