@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from service.ingest.segment import segment
+from service.ingest.segment import OTHER_STOPS, segment
 
 # [3], [1, 2], [1][2], [1-2]; the ids are context numbers, not final citation numbers.
 MARKER = re.compile(r"\s*\[(\d+(?:\s*(?:,|-|–|and)\s*\d+)*)\]")
@@ -82,8 +82,8 @@ def parse_answer(text: str) -> list[Claim]:
     return [c for c in claims if c.text or c.cited]
 
 
-# Full stops of other scripts the segmenter knows too: a Chinese answer ends "…延庆区[1]。".
-STOPS = ".!?…。！？।؟"
+# With the other scripts' full stops the segmenter knows: a Chinese answer ends "…延庆区[1]。".
+STOPS = ".!?…" + OTHER_STOPS
 TERMINAL = re.compile(rf"[{STOPS}][\"'”’)\]」』]*$")
 # "… [2]." : a claim closed the way the prompt asks, its marker and then its full stop.
 CLOSED = re.compile(MARKER.pattern + rf"\s*[{STOPS}][\"'”’)」』]*\s*$")

@@ -23,12 +23,13 @@ from functools import lru_cache
 
 import regex
 
-# Scripts written without spaces between words: each character is a word.
-_UNSPACED = r"\p{Han}\p{Hiragana}\p{Katakana}ー"
+# Scripts written without spaces between words: each character is a word (here, and to the
+# eval scorer). BM25 needs the same as plain ranges: service/index/keyword.py.
+UNSPACED = r"\p{Han}\p{Hiragana}\p{Katakana}ー"
 WORD = regex.compile(
-    rf"[{_UNSPACED}]"
+    rf"[{UNSPACED}]"
     r"|\d+(?:[.,]\d+)*"
-    rf"|(?:(?![{_UNSPACED}])\p{{L}})(?:(?![{_UNSPACED}])[\p{{L}}\p{{M}}'’\-])*"
+    rf"|(?:(?![{UNSPACED}])\p{{L}})(?:(?![{UNSPACED}])[\p{{L}}\p{{M}}'’\-])*"
 )
 # The same words in ASCII text, found by `re` in less than half the time.
 _ASCII_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d+(?:[.,]\d+)*")

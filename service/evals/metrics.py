@@ -32,6 +32,8 @@ from typing import Any
 
 import regex
 
+from service.answer.support import UNSPACED
+
 __all__ = [
     "ItemResult",
     "K_VALUES",
@@ -72,7 +74,7 @@ Supports = Callable[[str, str], bool]
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 # ASCII punctuation as SQuAD strips it, and the full-width marks of Chinese and Japanese.
 _PUNCT = frozenset(string.punctuation) | frozenset("。、，．！？：；「」『』（）《》〈〉【】・～")
-_UNSPACED = regex.compile(r"([\p{Han}\p{Hiragana}\p{Katakana}ー])")
+_UNSPACED = regex.compile(rf"([{UNSPACED}])")
 
 
 # --------------------------------------------------------------------------- answers

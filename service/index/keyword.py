@@ -11,6 +11,7 @@ from service.records import Sentence
 # bm25s's default (words of two or more characters), except that Chinese and Japanese, written
 # without spaces, give one term per character; the default made each clause a single term, so
 # a question in those scripts matched nothing. Text in other scripts tokenizes as before.
+# (support.UNSPACED as plain ranges: bm25s compiles the pattern with `re`, which has no \p{Han}.)
 _UNSPACED = "\u3040-\u30fa\u30fc-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 TOKEN_PATTERN = rf"(?u)[{_UNSPACED}]|\b(?:(?![{_UNSPACED}])\w){{2,}}"
 

@@ -133,7 +133,6 @@ def sha256_bytes(data: bytes) -> str:
 # Only a mark makes the encoding certain: text in other encodings is refused, not guessed.
 _BOMS = [(codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")]  # UTF-32 LE starts like UTF-16 LE
-_NAMES = {"utf-16": "UTF-16", "utf-32": "UTF-32"}
 
 
 def _marked_encoding(data: bytes) -> str | None:
@@ -161,7 +160,7 @@ def read_document(source: SourceFile) -> tuple[Document | None, str | None]:
         text = data.decode(encoding or "utf-8-sig")
     except UnicodeDecodeError as exc:
         return None, (
-            f"skipped {source.doc_id}: not valid {_NAMES.get(encoding, 'UTF-8')} (byte {exc.start}); "
+            f"skipped {source.doc_id}: not valid {(encoding or 'utf-8').upper()} (byte {exc.start}); "
             "re-save it as UTF-8 to include it"
         )
     if not text.strip():

@@ -126,7 +126,8 @@ def _blocks(text: str) -> Iterator[tuple[int, int, bool]]:
 
 # Sentence marks of scripts syntok does not segment ("？！" is one end). A mark that a closing
 # quote or bracket follows ends no sentence: in 「行こう。」と彼は言った。 the quote goes on.
-_UNMARKED_END = re.compile(r"[。！？｡।॥؟۔։።။]+")
+OTHER_STOPS = "。！？｡।॥؟۔։።။"
+_UNMARKED_END = re.compile(f"[{OTHER_STOPS}]+")
 _CLOSERS = "」』）〕】〉》”’\"')]"
 # Where an over-long sentence may be cut, best first: after a clause mark, after a space.
 _CLAUSE_BREAK = re.compile(r"[,;:，；：、—–]\s*|\s+-\s+")
